@@ -1,0 +1,4 @@
+# Runs first on the ESP32 and must return quickly; main.py starts the agent.
+import gc
+
+gc.collect()

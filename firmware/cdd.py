@@ -1,0 +1,48 @@
+# This printer's capabilities (CDD) and state (CDS) documents (reference §6, §7).
+import binascii
+import hashlib
+import json
+
+RAW = "application/vnd.cups-raw"
+CONTENT_TYPES = {"zpl": "application/x-zpl", "escpos": "application/x-escpos"}
+
+
+def content_type(language):
+    return CONTENT_TYPES[language]
+
+
+def capabilities(language):
+    printer = {
+        "supported_content_type": [{"content_type": CONTENT_TYPES[language]},
+                                   {"content_type": RAW}],
+        "copies": {"default": 1, "max": 999},
+        "input_tray_unit": [{"vendor_id": "roll", "type": "ROLL"}],
+        "cover": [{"vendor_id": "head", "type": "CUSTOM", "custom_display_name": "Print head"}],
+    }
+    if language == "zpl":
+        printer["media_size"] = {"option": [{"name": "NA_INDEX_4X6", "width_microns": 101600,
+                                             "height_microns": 152400, "is_default": True}]}
+        printer["dpi"] = {"option": [{"horizontal_dpi": 203, "vertical_dpi": 203, "is_default": True}]}
+    else:
+        printer["media_size"] = {"option": [{"name": "CUSTOM", "custom_display_name": "80 mm roll",
+                                             "width_microns": 80000, "is_continuous_feed": True,
+                                             "vendor_id": "roll80", "is_default": True}]}
+    return {"version": "1.0", "printer": printer}
+
+
+def caps_hash(cdd_json):
+    return binascii.hexlify(hashlib.sha256(cdd_json.encode()).digest()[:8]).decode()
+
+
+def state(printer_state="IDLE"):
+    return {"version": "1.0", "printer": {"state": printer_state}}
+
+
+LOCAL_SETTINGS = {"current": {"local_discovery": False, "access_token_enabled": False,
+                              "printer/local_printing_enabled": False,
+                              "printer/conversion_printing_enabled": False,
+                              "xmpp_timeout_value": 300}}
+
+
+def local_settings_json():
+    return json.dumps(LOCAL_SETTINGS)

@@ -1,0 +1,35 @@
+# The real clock. Every class takes a clock at construction so unit tests can pass a
+# fake one and never sleep.
+import time
+
+
+class SystemClock:
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    def ticks_add(self, t, delta):
+        return time.ticks_add(t, delta)
+
+    def ticks_diff(self, a, b):
+        return time.ticks_diff(a, b)
+
+    def sleep_ms(self, ms):
+        if ms > 0:
+            time.sleep_ms(ms)
+
+    def time(self):
+        return time.time()
+
+
+class Deadline:
+    """A point in time `ms` from now, on a clock with ticks_ms/ticks_diff."""
+
+    def __init__(self, clock, ms):
+        self._clock = clock
+        self._end = clock.ticks_add(clock.ticks_ms(), ms)
+
+    def remaining_ms(self):
+        return self._clock.ticks_diff(self._end, self._clock.ticks_ms())
+
+    def expired(self):
+        return self.remaining_ms() <= 0

@@ -1,0 +1,168 @@
+# GCP 2.0 printer interfaces as calls over our HTTP client. No retries here: callers
+# decide. Errors are classified by what the caller must do:
+#   ApiError      success:false; .code is the reply's errorCode (a number)
+#   ServiceError  transient (5xx, 429, transport, malformed reply): back off, retry
+#   AuthRejected  HTTP 403 even after one token refresh
+import json
+
+from firmware import http as H
+
+PROXY_HEADER = "X-CloudPrint-Proxy"
+MAX_REPLY = 16384
+FORM = "application/x-www-form-urlencoded"
+
+ERR_MISSING_PARAMS = 2
+ERR_NO_JOBS = 413
+ERR_NOT_CLAIMED = 502
+ERR_UNKNOWN_PRINTER = 1001
+ERR_UNKNOWN_JOB = 1002
+ERR_JOB_FINISHED = 1003
+
+
+class ApiError(Exception):
+    def __init__(self, interface, code, message):
+        super().__init__("%s failed: %s (code %d)" % (interface, message, code))
+        self.code = code
+
+
+class ServiceError(Exception):
+    def __init__(self, message, retry_after_s=0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class AuthRejected(Exception):
+    pass
+
+
+def as_int(value, default=0):
+    """Numbers arrive as JSON numbers or as strings ("899")."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return default
+
+
+def _retry_after(resp):
+    return as_int(resp.headers.get("retry-after", "0"))
+
+
+def parse_reply(interface, resp):
+    """The JSON object of an API reply, with HTTP status and envelope checked."""
+    if resp.status == 403:
+        raise AuthRejected("%s: access token refused (HTTP 403)" % interface)
+    if resp.status == 429 or resp.status >= 500:
+        raise ServiceError("%s: HTTP %d" % (interface, resp.status), _retry_after(resp))
+    if resp.status != 200:
+        raise ServiceError("%s: unexpected HTTP %d" % (interface, resp.status))
+    body = resp.read_all(MAX_REPLY)
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        raise ServiceError("%s: reply is not JSON" % interface)
+    if not isinstance(obj, dict):
+        raise ServiceError("%s: reply is not a JSON object" % interface)
+    return obj
+
+
+def check_success(interface, obj):
+    if obj.get("success") is not True:
+        msg = obj.get("message")
+        raise ApiError(interface, as_int(obj.get("errorCode"), -1),
+                       msg if isinstance(msg, str) else "no message")
+    return obj
+
+
+class CloudPrint:
+    def __init__(self, http, base_url, proxy, tokens=None, boundary="----cloudprintagent0"):
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._proxy = proxy
+        self.tokens = tokens
+        self._boundary = boundary
+
+    def _headers(self, auth, content_type=None):
+        hdrs = [(PROXY_HEADER, self._proxy)]
+        if auth:
+            hdrs.append(("Authorization", "Bearer " + self.tokens.access_token()))
+        if content_type:
+            hdrs.append(("Content-Type", content_type))
+        return hdrs
+
+    def _post(self, interface, url, fields, auth, multipart):
+        if multipart:
+            body = H.multipart(fields, self._boundary)
+            ctype = "multipart/form-data; boundary=" + self._boundary
+        else:
+            body = H.urlencode([(f[0], f[1]) for f in fields]).encode()
+            ctype = FORM
+        resp = self._http.request("POST", url, self._headers(auth, ctype), body)
+        try:
+            return parse_reply(interface, resp)
+        finally:
+            resp.close()
+
+    def call(self, interface, fields, auth=True, multipart=False):
+        """POST /interface; on a 403 refresh the access token once and try again."""
+        url = self._base + "/" + interface
+        try:
+            obj = self._post(interface, url, fields, auth, multipart)
+        except AuthRejected:
+            if not auth:
+                raise
+            self.tokens.invalidate()
+            obj = self._post(interface, url, fields, auth, multipart)
+        return check_success(interface, obj)
+
+    # Anonymous registration (§3)
+    def register(self, fields):
+        return self.call("register", fields, auth=False, multipart=True)
+
+    def poll_auth_code(self, polling_url, client_id):
+        resp = self._http.request("POST", polling_url + H.quote(client_id),
+                                  self._headers(False, FORM), b"")
+        try:
+            obj = parse_reply("getauthcode", resp)
+        finally:
+            resp.close()
+        return check_success("getauthcode", obj)
+
+    # Printer and jobs (§4, §5)
+    def fetch(self, printer_id):
+        """The QUEUED jobs, oldest first; [] when there are none."""
+        try:
+            obj = self.call("fetch", [("printerid", printer_id, None)])
+        except ApiError as e:
+            if e.code == ERR_NO_JOBS:
+                return []
+            raise
+        jobs = obj.get("jobs")
+        if not isinstance(jobs, list):
+            raise ServiceError("fetch: reply has no job list")
+        return jobs
+
+    def control(self, job_id, diff):
+        return self.call("control", [("jobid", job_id, None),
+                                     ("semantic_state_diff", json.dumps(diff), None)])
+
+    def update(self, printer_id, fields):
+        return self.call("update", [("printerid", printer_id, None)] + fields, multipart=True)
+
+    def printer(self, printer_id):
+        return self.call("printer", [("printerid", printer_id, None), ("use_cdd", "true", None)])
+
+    def download(self, url, accept, deadline_ms):
+        """The open response for a job's fileUrl; the caller streams and closes it."""
+        hdrs = self._headers(True)
+        hdrs.append(("Accept", accept))
+        resp = self._http.request("GET", url, hdrs, None, deadline_ms)
+        if resp.status == 403:
+            resp.close()
+            self.tokens.invalidate()
+            hdrs[1] = ("Authorization", "Bearer " + self.tokens.access_token())
+            resp = self._http.request("GET", url, hdrs, None, deadline_ms)
+        return resp

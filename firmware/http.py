@@ -1,0 +1,304 @@
+# A small HTTP/1.1 client of our own (see DESIGN §3 "HTTP"): one request per
+# connection, the body streamed into the caller's buffer, chunked decoding,
+# Content-Length enforced, and every request bounded by an overall deadline as well as
+# the per-operation socket timeout the connector sets.
+#
+# The connector is injected: connect(host, port, use_tls, timeout_s) returns a stream
+# with readinto(buf) and write(buf), already TLS-verified when use_tls is true.
+from firmware.clock import Deadline
+
+LINE_MAX = 1024
+MAX_HEADERS = 64
+KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after")
+
+
+class HttpError(Exception):
+    """Transport or protocol failure: worth retrying later."""
+
+
+class HttpTimeout(HttpError):
+    pass
+
+
+class TruncatedBody(HttpError):
+    pass
+
+
+class TlsRejected(HttpError):
+    """The server's certificate did not verify against our CA."""
+
+
+def parse_url(url):
+    """(use_tls, host, port, target) for an http:// or https:// URL."""
+    if url.startswith("https://"):
+        use_tls, rest, port = True, url[8:], 443
+    elif url.startswith("http://"):
+        use_tls, rest, port = False, url[7:], 80
+    else:
+        raise ValueError("not an http(s) URL")
+    i = rest.find("/")
+    hostport, target = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    j = hostport.rfind(":")
+    host = hostport
+    if j >= 0:
+        host = hostport[:j]
+        try:
+            port = int(hostport[j + 1:])
+        except ValueError:
+            raise ValueError("bad port in URL")
+    if not host:
+        raise ValueError("no host in URL")
+    return use_tls, host, port, target
+
+
+_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+
+
+def quote(text):
+    out = []
+    for b in text.encode():
+        if b in _SAFE:
+            out.append(chr(b))
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def urlencode(pairs):
+    return "&".join(quote(k) + "=" + quote(v) for k, v in pairs)
+
+
+def multipart(fields, boundary):
+    """The body for multipart/form-data; fields are (name, text, content_type or None)."""
+    parts = []
+    for name, value, ctype in fields:
+        parts.append("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n" % (boundary, name))
+        if ctype:
+            parts.append("Content-Type: %s\r\n" % ctype)
+        parts.append("\r\n")
+        parts.append(value)
+        parts.append("\r\n")
+    parts.append("--%s--\r\n" % boundary)
+    return "".join(parts).encode()
+
+
+class _Reader:
+    """Buffered reads from the connection, each checked against the deadline."""
+
+    def __init__(self, conn, deadline):
+        self._conn = conn
+        self._deadline = deadline
+        self._buf = bytearray(LINE_MAX)
+        self._mv = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+
+    def _recv(self, mv):
+        if self._deadline.expired():
+            raise HttpTimeout("deadline passed")
+        try:
+            n = self._conn.readinto(mv)
+        except OSError as e:
+            raise HttpError("read failed: %s" % e)
+        return n or 0
+
+    def readline(self):
+        while True:
+            i = self._buf.find(b"\n", self._start, self._end)
+            if i >= 0:
+                line = bytes(self._mv[self._start:i])
+                self._start = i + 1
+                return line[:-1] if line.endswith(b"\r") else line
+            if self._start > 0:
+                pending = self._end - self._start
+                self._mv[0:pending] = self._mv[self._start:self._end]
+                self._start, self._end = 0, pending
+            if self._end >= LINE_MAX:
+                raise HttpError("line longer than %d bytes" % LINE_MAX)
+            n = self._recv(self._mv[self._end:])
+            if n == 0:
+                raise HttpError("connection closed mid-header")
+            self._end += n
+
+    def readinto(self, mv):
+        pending = self._end - self._start
+        if pending:
+            n = min(pending, len(mv))
+            mv[0:n] = self._mv[self._start:self._start + n]
+            self._start += n
+            return n
+        return self._recv(mv)
+
+
+class Response:
+    def __init__(self, conn, reader, status, headers):
+        self._conn = conn
+        self._reader = reader
+        self.status = status
+        self.headers = headers
+        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self._left = None  # bytes left in the body (or in the current chunk)
+        self._done = False
+        self.received = 0
+        cl = headers.get("content-length")
+        if cl is not None and not self._chunked:
+            if not cl.isdigit():
+                self.close()
+                raise HttpError("bad Content-Length")
+            self._left = int(cl)
+            self._done = self._left == 0
+        elif self._chunked:
+            self._left = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
+
+    def _next_chunk(self):
+        if self.received:
+            if self._reader.readline() != b"":
+                raise HttpError("bad chunk framing")
+        line = self._reader.readline()
+        try:
+            size = int(line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise HttpError("bad chunk size")
+        if size == 0:
+            for _ in range(MAX_HEADERS):
+                if self._reader.readline() == b"":
+                    break
+            self._done = True
+        self._left = size
+
+    def readinto(self, mv):
+        """Bytes read into mv, 0 at the end of the body; TruncatedBody if it stops short."""
+        if self._done:
+            return 0
+        if self._chunked and self._left == 0:
+            self._next_chunk()
+            if self._done:
+                return 0
+        if self._left is None:
+            n = self._reader.readinto(mv)
+            if n == 0:
+                self._done = True
+            self.received += n
+            return n
+        want = len(mv) if len(mv) <= self._left else self._left
+        n = self._reader.readinto(mv[:want] if want < len(mv) else mv)
+        if n == 0:
+            raise TruncatedBody("body ended after %d bytes" % self.received)
+        self._left -= n
+        self.received += n
+        if self._left == 0 and not self._chunked:
+            self._done = True
+        return n
+
+    def read_all(self, limit):
+        """The whole body as bytes; HttpError when it is larger than limit."""
+        if self._left is not None and not self._chunked:
+            if self._left > limit:
+                raise HttpError("reply of %d bytes is over the %d-byte limit" % (self._left, limit))
+            out = bytearray(self._left)
+            mv = memoryview(out)
+            got = 0
+            while got < len(out):
+                got += self.readinto(mv[got:])
+            return bytes(out)
+        out = bytearray()
+        chunk = bytearray(256)
+        while True:
+            n = self.readinto(chunk)
+            if n == 0:
+                return bytes(out)
+            if len(out) + n > limit:
+                raise HttpError("reply is over the %d-byte limit" % limit)
+            out.extend(memoryview(chunk)[:n])
+
+
+class Http:
+    def __init__(self, connect, clock, timeout_s=15, deadline_ms=120000):
+        self._connect = connect
+        self._clock = clock
+        self.timeout_s = timeout_s
+        self.deadline_ms = deadline_ms
+
+    def request(self, method, url, headers=(), body=None, deadline_ms=None):
+        use_tls, host, port, target = parse_url(url)
+        for name, value in headers:
+            if "\r" in value or "\n" in value:
+                raise ValueError("header %s holds a line break" % name)
+        deadline = Deadline(self._clock, deadline_ms or self.deadline_ms)
+        try:
+            conn = self._connect(host, port, use_tls, self.timeout_s)
+        except ValueError as e:
+            raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
+        except OSError as e:
+            raise HttpError("connect to %s:%d failed: %s" % (host, port, e))
+        try:
+            _send(conn, method, host, port, use_tls, target, headers, body)
+            reader = _Reader(conn, deadline)
+            status = _status_line(reader.readline())
+            hdrs = {}
+            for _ in range(MAX_HEADERS):
+                line = reader.readline()
+                if not line:
+                    break
+                i = line.find(b":")
+                if i > 0:
+                    name = line[:i].decode().strip().lower()
+                    if name in KEPT_HEADERS:
+                        hdrs[name] = line[i + 1:].decode().strip()
+            else:
+                raise HttpError("too many header lines")
+            return Response(conn, reader, status, hdrs)
+        except ValueError as e:  # a TLS verification failure surfaces on first I/O
+            conn.close()
+            raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
+        except Exception:
+            conn.close()
+            raise
+
+
+def _status_line(line):
+    parts = line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise HttpError("not an HTTP reply")
+    return int(parts[1])
+
+
+def _send(conn, method, host, port, use_tls, target, headers, body):
+    default_port = 443 if use_tls else 80
+    hostport = host if port == default_port else "%s:%d" % (host, port)
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + hostport, "Connection: close"]
+    for name, value in headers:
+        lines.append(name + ": " + value)
+    if body is not None:
+        lines.append("Content-Length: %d" % len(body))
+    lines.append("\r\n")
+    try:
+        _write_all(conn, "\r\n".join(lines).encode())
+        if body:
+            _write_all(conn, body)
+    except OSError as e:
+        raise HttpError("send failed: %s" % e)
+
+
+def _write_all(conn, data):
+    mv = memoryview(data)
+    off = 0
+    while off < len(mv):
+        n = conn.write(mv[off:])
+        if not n:
+            raise OSError("write made no progress")
+        off += n

@@ -1,0 +1,106 @@
+# OAuth2 for the printer: the authorization-code exchange, refresh before expiry, and
+# telling a revoked grant (the owner deleted the printer) from a passing failure.
+import json
+
+from firmware import http as H
+
+REFRESH_AT_PERCENT = 80
+MAX_REPLY = 8192
+
+
+class Revoked(Exception):
+    """invalid_grant: the refresh token is dead; the printer must register anew."""
+
+
+class ClientRejected(Exception):
+    """invalid_client: the configured OAuth client id or secret is wrong."""
+
+
+class OAuthError(Exception):
+    """A transient failure of the token endpoint (5xx, timeout, malformed reply)."""
+
+
+def token_request(http, url, fields):
+    body = H.urlencode(fields).encode()
+    resp = http.request("POST", url, [("Content-Type", "application/x-www-form-urlencoded")], body)
+    try:
+        status = resp.status
+        raw = resp.read_all(MAX_REPLY)
+    finally:
+        resp.close()
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise OAuthError("token endpoint: HTTP %d, reply is not a JSON object" % status)
+    if status == 200:
+        if not isinstance(obj.get("access_token"), str) or not obj["access_token"]:
+            raise OAuthError("token endpoint: reply has no access_token")
+        return obj
+    err = obj.get("error")
+    if status in (400, 401) and err == "invalid_grant":
+        raise Revoked("refresh token revoked (invalid_grant)")
+    if status in (400, 401) and err == "invalid_client":
+        raise ClientRejected("OAuth client id or secret refused (invalid_client)")
+    raise OAuthError("token endpoint: HTTP %d %s" % (status, err if isinstance(err, str) else ""))
+
+
+def exchange_code(http, url, client_id, client_secret, code):
+    """(refresh_token, access_token, expires_in) for a fresh authorization code."""
+    obj = token_request(http, url, [
+        ("grant_type", "authorization_code"), ("code", code),
+        ("client_id", client_id), ("client_secret", client_secret),
+        ("redirect_uri", "oob"), ("scope", "https://www.googleapis.com/auth/cloudprint")])
+    refresh = obj.get("refresh_token")
+    if not isinstance(refresh, str) or not refresh:
+        raise OAuthError("token endpoint: code exchange returned no refresh_token")
+    return refresh, obj["access_token"], _expires_in(obj)
+
+
+def _expires_in(obj):
+    try:
+        n = int(obj.get("expires_in", 3600))
+    except (TypeError, ValueError):
+        n = 3600
+    return n if n > 0 else 3600
+
+
+class Tokens:
+    """The access token, kept in RAM only, refreshed at 80 % of its lifetime."""
+
+    def __init__(self, http, clock, log, url, client_id, client_secret, refresh_token):
+        self._http = http
+        self._clock = clock
+        self._log = log
+        self._url = url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh = refresh_token
+        self._access = None
+        self._renew_at = 0
+        log.add_secret(refresh_token)
+        log.add_secret(client_secret)
+
+    def seed(self, access_token, expires_in):
+        self._set(access_token, expires_in)
+
+    def _set(self, access_token, expires_in):
+        if self._access:
+            self._log.forget_secret(self._access)
+        self._log.add_secret(access_token)
+        self._access = access_token
+        life_ms = expires_in * 1000 * REFRESH_AT_PERCENT // 100
+        self._renew_at = self._clock.ticks_add(self._clock.ticks_ms(), life_ms)
+
+    def invalidate(self):
+        self._access = None
+
+    def access_token(self):
+        if self._access is None or self._clock.ticks_diff(self._renew_at, self._clock.ticks_ms()) <= 0:
+            obj = token_request(self._http, self._url, [
+                ("grant_type", "refresh_token"), ("refresh_token", self._refresh),
+                ("client_id", self._client_id), ("client_secret", self._client_secret)])
+            self._set(obj["access_token"], _expires_in(obj))
+            self._log.info("access token refreshed")
+        return self._access

@@ -1,0 +1,92 @@
+# ESP32 ports: machine.UART with optional RTS/CTS, network.WLAN, NTP, flash at "/".
+# machine.UART.write has no timeout and blocks while CTS is held (paper out), so we
+# write at most txbuf bytes and only once the previous bytes have drained.
+import binascii
+import random
+import time
+
+import machine
+import network
+
+from firmware import config
+from firmware.clock import SystemClock
+from firmware.ports.netsock import Connector
+from firmware.store import Flash
+
+WIFI_JOIN_MS = 20000
+
+
+class NetworkDown(Exception):
+    pass
+
+
+class EspUart:
+    def __init__(self, board):
+        kw = {"txbuf": board["uart_txbuf"], "rxbuf": board["uart_rxbuf"], "timeout": 0}
+        for key in ("tx", "rx"):
+            if board["uart_" + key] is not None:
+                kw[key] = board["uart_" + key]
+        if board["flow_control"] == "rtscts":
+            kw["rts"] = board["uart_rts"]
+            kw["cts"] = board["uart_cts"]
+            kw["flow"] = machine.UART.RTS | machine.UART.CTS
+        self._u = machine.UART(board["uart_id"], board["baudrate"], **kw)
+        self._max = board["uart_txbuf"]
+
+    def write(self, buf):
+        if not self._u.txdone():
+            time.sleep_ms(2)
+            return None
+        if len(buf) > self._max:
+            buf = buf[:self._max]
+        return self._u.write(buf)
+
+    def readinto(self, buf):
+        return self._u.readinto(buf)
+
+
+class EspPorts:
+    def __init__(self, board):
+        self.flash = Flash("/")
+        self.clock = SystemClock()
+        self.board = board
+        self.uart = EspUart(board)
+        self.rand = random.random
+        self._wlan = network.WLAN(network.STA_IF)
+        self._clock_set = False
+
+    def connector(self, ca_der):
+        return Connector(ca_der)
+
+    def network_up(self, settings):
+        """Join Wi-Fi within WIFI_JOIN_MS and set the clock (TLS checks dates)."""
+        w = self._wlan
+        if not w.isconnected():
+            if not settings["wifi_ssid"]:
+                raise NetworkDown("no Wi-Fi network configured (set wifi_ssid)")
+            w.active(True)
+            w.connect(settings["wifi_ssid"], settings["wifi_password"])
+            end = time.ticks_add(time.ticks_ms(), WIFI_JOIN_MS)
+            while not w.isconnected():
+                if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                    raise NetworkDown("Wi-Fi join timed out (status %d)" % w.status())
+                time.sleep_ms(200)
+        if not self._clock_set:
+            import ntptime
+            try:
+                ntptime.settime()
+                self._clock_set = True
+            except OSError as e:
+                raise NetworkDown("NTP failed: %s" % e)
+
+    def serial(self):
+        return binascii.hexlify(machine.unique_id()).decode()
+
+
+def build(argv):
+    flash = Flash("/")
+    raw = flash.read_json("board.json")
+    if raw is None:
+        raise config.ConfigError("board.json is missing from flash")
+    board = config.validate(config.BOARD, raw, "board config")
+    return EspPorts(board)

@@ -1,0 +1,62 @@
+# Zebra ZPL: ^XA..^XZ formats, ~HS host status, ~JX to drop a cut-off partial format.
+from firmware.printers import base
+
+HS = b"~HS"
+CANCEL_PARTIAL = b"~JX"
+
+
+def _three_lines(reply):
+    return reply.count(b"\x03") >= 3
+
+
+def parse_host_status(reply):
+    """The state from a ~HS reply (three STX..ETX lines); NOT_ANSWERING if malformed."""
+    lines = []
+    start = 0
+    while len(lines) < 3:
+        s = reply.find(b"\x02", start)
+        e = reply.find(b"\x03", s + 1) if s >= 0 else -1
+        if s < 0 or e < 0:
+            return base.NOT_ANSWERING
+        lines.append(reply[s + 1:e].split(b","))
+        start = e + 1
+    one, two = lines[0], lines[1]
+    if len(one) < 12 or len(two) < 11:
+        return base.NOT_ANSWERING
+    if one[1] == b"1":
+        return base.PAPER_OUT
+    if two[2] == b"1":
+        return base.HEAD_OPEN
+    if one[2] == b"1":
+        return base.PAUSED
+    return base.READY
+
+
+class ZplDriver(base.Driver):
+    language = "zpl"
+    page_mark = b"^XZ"
+
+    def end_job(self, complete):
+        if not complete:
+            # A cut-off format would swallow the start of the next job.
+            self.write(CANCEL_PARTIAL)
+
+    def status(self):
+        reply = self._query(HS, _three_lines)
+        if reply is None:
+            return base.NOT_ANSWERING
+        return parse_host_status(reply)
+
+    def claim_ticket(self, token, invite_url, complete_url):
+        return ("^XA^CI28^FH_"
+                "^FO40,40^A0N,48,48^FDClaim this printer^FS"
+                "^FO40,110^A0N,40,40^FDCode: " + _field(token) + "^FS"
+                "^FO40,170^A0N,24,24^FD" + _field(invite_url) + "^FS"
+                "^FO40,220^BQN,2,6^FDQA," + _field(complete_url) + "^FS"
+                "^XZ").encode()
+
+
+def _field(text):
+    # With ^FH_ these escapes keep data from ending or redirecting the field.
+    text = base.ascii_only(text)
+    return text.replace("_", "_5F").replace("^", "_5E").replace("~", "_7E")

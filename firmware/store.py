@@ -1,0 +1,58 @@
+# Flash persistence: small JSON files written atomically (temp file, then rename,
+# which littlefs and POSIX both make all-or-nothing).
+import json
+import os
+
+
+class CorruptFile(Exception):
+    pass
+
+
+class Flash:
+    def __init__(self, root):
+        self.root = root.rstrip("/")
+
+    def path(self, name):
+        return self.root + "/" + name
+
+    def exists(self, name):
+        try:
+            os.stat(self.path(name))
+            return True
+        except OSError:
+            return False
+
+    def read_bytes(self, name):
+        with open(self.path(name), "rb") as f:
+            return f.read()
+
+    def read_json(self, name):
+        """The parsed object, None when the file is absent; CorruptFile when unreadable."""
+        try:
+            f = open(self.path(name), "rb")
+        except OSError:
+            return None
+        try:
+            data = f.read()
+        finally:
+            f.close()
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise CorruptFile("%s is not valid JSON" % name)
+        if not isinstance(obj, dict):
+            raise CorruptFile("%s does not hold a JSON object" % name)
+        return obj
+
+    def write_json(self, name, obj):
+        final = self.path(name)
+        tmp = final + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(json.dumps(obj).encode())
+        os.rename(tmp, final)
+
+    def remove(self, name):
+        try:
+            os.remove(self.path(name))
+        except OSError:
+            pass

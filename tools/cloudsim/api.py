@@ -1,0 +1,649 @@
+"""The GCP 2.0 interfaces of the simulated service, independent of the HTTP server.
+
+Each handler takes a Request and returns a Reply. API errors are HTTP 200 with
+success:false and an errorCode (reference §1.1); a missing or bad access token is
+HTTP 403. Numbers that GCP sent as strings are sent as strings here too."""
+import json
+import time
+
+from tools.cloudsim.store import TERMINAL, new_id, new_secret, now_ms
+
+ERR_MISSING = 2
+ERR_XSRF = 9
+ERR_NO_JOBS = 413
+ERR_NOT_CLAIMED = 502
+ERR_NO_CODE = 505
+ERR_TOKEN_EXPIRED = 506
+ERR_UNKNOWN_PRINTER = 1001
+ERR_UNKNOWN_JOB = 1002
+ERR_JOB_FINISHED = 1003
+ERR_NOT_AUTHORIZED = 1004
+ERR_UNSUPPORTED_TYPE = 1005
+
+RAW_TYPES = ("application/x-zpl", "application/x-escpos", "application/vnd.cups-raw")
+DEVICE_STATES = ("IN_PROGRESS", "STOPPED", "DONE", "ABORTED")
+CAUSES = {
+    "user_action_cause": ("action_code", ("CANCELLED", "PAUSED", "OTHER")),
+    "device_state_cause": ("error_code", ("INPUT_TRAY", "MARKER", "MEDIA_PATH", "MEDIA_SIZE",
+                                          "MEDIA_TYPE", "OTHER")),
+    "device_action_cause": ("error_code", ("DOWNLOAD_FAILURE", "INVALID_TICKET", "PRINT_FAILURE",
+                                           "OTHER")),
+}
+WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
+
+
+class Reply:
+    def __init__(self, status=200, body=b"", content_type="application/json", headers=(),
+                 stream=None, length=None):
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = list(headers)
+        self.stream = stream  # callable(write) for large bodies; length is then required
+        self.length = length
+
+
+class Request:
+    def __init__(self, method, interface, params, files, headers):
+        self.method = method
+        self.interface = interface
+        self.params = params  # name -> [str]
+        self.files = files  # name -> (bytes, content_type)
+        self.headers = headers
+        self.principal = None  # ("printer", id) | ("user", email)
+
+    def get(self, name, default=None):
+        v = self.params.get(name)
+        return v[0] if v else default
+
+    def value(self, name):
+        """A parameter from the query, the form, or a multipart part (as text)."""
+        v = self.get(name)
+        if v is None and name in self.files:
+            v = self.files[name][0].decode("utf-8", "replace")
+        return v
+
+
+def envelope(**fields):
+    out = {"success": True, "request": {"time": "0"}, "xsrf_token": "simulated"}
+    out.update(fields)
+    return Reply(body=json.dumps(out).encode())
+
+
+def failure(code, message):
+    return Reply(body=json.dumps({"success": False, "errorCode": code, "message": message,
+                                  "request": {"time": "0"}}).encode())
+
+
+def forbidden(message):
+    return Reply(status=403, body=json.dumps({"success": False, "message": message}).encode())
+
+
+def oauth_error(status, error, description):
+    return Reply(status=status, body=json.dumps({"error": error,
+                                                 "error_description": description}).encode())
+
+
+def _json_param(req, name):
+    raw = req.value(name)
+    if raw is None:
+        return None
+    return json.loads(raw)
+
+
+def content_types(printer):
+    try:
+        cdd = json.loads(printer["capabilities"])
+        return [c.get("content_type") for c in cdd["printer"]["supported_content_type"]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def check_diff(diff):
+    """None if a device's Print Job State Diff is acceptable (§5.5), else why not."""
+    if not isinstance(diff, dict):
+        return "semantic_state_diff is not an object"
+    state = diff.get("state")
+    if state is not None:
+        if not isinstance(state, dict) or state.get("type") not in DEVICE_STATES:
+            return "state.type must be one of " + ", ".join(DEVICE_STATES)
+        if "service_action_cause" in state:
+            return "service_action_cause is set by the service only"
+        causes = [k for k in state if k.endswith("_cause")]
+        needs = state["type"] in ("STOPPED", "ABORTED")
+        if needs != (len(causes) == 1):
+            return "STOPPED and ABORTED need exactly one cause; other states none"
+        for k in causes:
+            if k not in CAUSES:
+                return "unknown cause " + k
+            field, values = CAUSES[k]
+            if not isinstance(state[k], dict) or state[k].get(field) not in values:
+                return "%s.%s must be one of %s" % (k, field, ", ".join(values))
+    pages = diff.get("pages_printed")
+    if pages is not None:
+        try:
+            if int(pages) < 0:
+                return "pages_printed is negative"
+        except (TypeError, ValueError):
+            return "pages_printed is not a number"
+    return None
+
+
+ALLOWED = {  # from -> states a device may move a job to (§5.5)
+    "QUEUED": ("IN_PROGRESS", "DONE", "ABORTED"),
+    "IN_PROGRESS": ("IN_PROGRESS", "STOPPED", "DONE", "ABORTED"),
+    "STOPPED": ("IN_PROGRESS", "STOPPED", "DONE", "ABORTED"),
+}
+
+
+class Api:
+    def __init__(self, store, faults, base_url, client_id, client_secret,
+                 token_duration_s=899, access_ttl_s=3600, log=print):
+        self.store = store
+        self.faults = faults
+        self.base = base_url.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_duration_s = token_duration_s
+        self.access_ttl_s = access_ttl_s
+        self.log = log
+
+    # ---- authentication
+    def authenticate(self, req):
+        auth = req.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() not in ("bearer", "oauth") or not token.strip():
+            return None
+        token = token.strip().strip('"')
+        row = self.store.one("SELECT * FROM tokens WHERE token=? AND kind='access'", (token,))
+        if row and not row["revoked"] and row["expires_ms"] > now_ms():
+            if self.store.printer(row["printer_id"]):
+                return ("printer", row["printer_id"])
+            return None
+        email = self.store.user_for_key(token)
+        return ("user", email) if email else None
+
+    def _may_use_printer(self, req, printer):
+        kind, who = req.principal
+        return (kind == "printer" and who == printer["id"]) or (kind == "user" and who == printer["owner"])
+
+    def _printer_for(self, req, printer_id):
+        """(printer row, None) or (None, failure reply)."""
+        if not printer_id:
+            return None, failure(ERR_MISSING, "Missing required parameters.")
+        printer = self.store.printer(printer_id)
+        if printer is None:
+            return None, failure(ERR_UNKNOWN_PRINTER, "Unknown printer.")
+        if not self._may_use_printer(req, printer):
+            return None, failure(ERR_NOT_AUTHORIZED, "User is not authorized.")
+        return printer, None
+
+    # ---- dispatch
+    def handle(self, req):
+        fault = self.faults.take("http_error", interface=req.interface)
+        if fault:
+            return Reply(status=fault.get("status", 503), body=b"unavailable",
+                         headers=[("Retry-After", str(fault.get("retry_after", 1)))])
+        if self.faults.take("non_json", interface=req.interface):
+            return Reply(body=b"<html>Service temporarily confused</html>", content_type="text/html")
+        anonymous = {"register": self.register, "getauthcode": self.getauthcode,
+                     "claim": self.claim_page}
+        if req.interface in WRITE_INTERFACES and not (
+                "X-CloudPrint-Proxy" in req.headers or req.get("xsrf") or req.get("xsrf_token")):
+            return failure(ERR_XSRF, "XSRF token validation failed.")
+        if req.interface in anonymous:
+            return anonymous[req.interface](req)
+        if req.interface == "token":
+            return self.token(req)
+        handler = getattr(self, "i_" + req.interface, None)
+        if handler is None:
+            return Reply(status=404, body=b"no such interface", content_type="text/plain")
+        req.principal = self.authenticate(req)
+        if req.principal is None:
+            return forbidden("Missing or invalid access token.")
+        return handler(req)
+
+    # ---- anonymous registration (§3)
+    def register(self, req):
+        name = req.value("printer") or req.value("name")
+        proxy = req.value("proxy")
+        caps = req.value("capabilities")
+        if not name or not proxy or not caps:
+            return failure(ERR_MISSING, "Missing required parameters.")
+        try:
+            cdd = json.loads(caps)
+            state = json.loads(req.value("semantic_state") or '{"version":"1.0","printer":{"state":"IDLE"}}')
+            local = json.loads(req.value("local_settings") or '{"current":{}}')
+            types = [c["content_type"] for c in cdd["printer"]["supported_content_type"]]
+        except (ValueError, KeyError, TypeError):
+            return failure(ERR_MISSING, "capabilities, semantic_state or local_settings is not valid.")
+        if not types:
+            return failure(ERR_MISSING, "capabilities lists no supported_content_type.")
+        pid, token, t = new_id(), new_secret(4)[:5].upper().replace("-", "X").replace("_", "Y"), now_ms()
+        with self.store.tx() as s:
+            s.x("INSERT INTO printers (id, proxy, name, default_display_name, uuid, manufacturer, model,"
+                " firmware, gcp_version, setup_url, support_url, update_url, capabilities, caps_hash,"
+                " semantic_state, local_settings, owner, created_ms, updated_ms, accessed_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?)",
+                (pid, proxy, name, req.value("default_display_name") or name, req.value("uuid"),
+                 req.value("manufacturer"), req.value("model"), req.value("firmware"),
+                 req.value("gcp_version") or "1.0", req.value("setup_url"), req.value("support_url"),
+                 req.value("update_url"), json.dumps(cdd), req.value("capsHash") or "",
+                 json.dumps(state), json.dumps(local), t, t, t))
+            s.x("INSERT INTO registrations VALUES (?, ?, ?, NULL, NULL)",
+                (token, pid, t + self.token_duration_s * 1000))
+        self.log("registered printer %s (%s), claim code issued" % (pid, name))
+        fields = {
+            "printers": [self.printer_json(self.store.printer(pid))],
+            "registration_token": token,
+            "token_duration": str(self.token_duration_s),
+            "invite_url": self.base + "/claim",
+            "complete_invite_url": self.base + "/claim?token=" + token,
+            "invite_page_url": self.base + "/claim?token=" + token,
+            "automated_invite_url": self.base + "/confirm?token=" + token,
+            "oauth_scope": "https://www.googleapis.com/auth/cloudprint",
+            "polling_url": self.base + "/getauthcode?printerid=" + pid + "&oauth_client_id=",
+        }
+        dropped = self.faults.take("register_drop_field")
+        if dropped:
+            fields.pop(dropped["field"], None)
+        return envelope(**fields)
+
+    def _claim(self, token, email):
+        """None on success, else a message."""
+        reg = self.store.one("SELECT * FROM registrations WHERE token=?", ((token or "").upper(),))
+        if reg is None:
+            return "Unknown claim code."
+        if reg["expires_ms"] < now_ms():
+            return "This claim code has expired; the printer will print a new one."
+        if reg["claimed_by"] and reg["claimed_by"] != email:
+            return "This printer was claimed by someone else."
+        with self.store.tx() as s:
+            s.x("UPDATE registrations SET claimed_by=? WHERE token=?", (email, reg["token"]))
+            s.x("UPDATE printers SET owner=?, updated_ms=? WHERE id=?", (email, now_ms(), reg["printer_id"]))
+        self.log("printer %s claimed by %s" % (reg["printer_id"], email))
+        return None
+
+    def claim_page(self, req):
+        """invite_url: a minimal page where an owner enters the code and their API key."""
+        token = req.value("token") or ""
+        message = ""
+        if req.method == "POST":
+            email = self.store.user_for_key((req.value("key") or "").strip())
+            if email is None:
+                message = "Unknown API key."
+            else:
+                err = self._claim(token, email)
+                message = err or "Printer claimed by %s. It will be ready in a few seconds." % email
+        page = CLAIM_PAGE % {"token": _html(token), "message": _html(message)}
+        return Reply(body=page.encode(), content_type="text/html; charset=utf-8")
+
+    def getauthcode(self, req):
+        printer_id, client_id = req.get("printerid"), req.get("oauth_client_id")
+        if not printer_id or not client_id:
+            return failure(ERR_MISSING, "Missing required parameters.")
+        reg = self.store.one("SELECT * FROM registrations WHERE printer_id=?", (printer_id,))
+        if reg is None:
+            return failure(ERR_NO_CODE, "Unable to get the authorization code.")
+        if reg["expires_ms"] < now_ms() and not reg["claimed_by"]:
+            with self.store.tx() as s:  # the pending printer is discarded (§3.3)
+                s.x("DELETE FROM registrations WHERE token=?", (reg["token"],))
+                s.x("DELETE FROM printers WHERE id=? AND owner IS NULL", (printer_id,))
+            return failure(ERR_TOKEN_EXPIRED, "Registration token expired.")
+        if not reg["claimed_by"]:
+            return failure(ERR_NOT_CLAIMED, "Token not registered yet.")
+        if client_id != self.client_id:
+            return failure(ERR_NO_CODE, "Unable to get the authorization code.")
+        code = reg["auth_code"]
+        if code is None:
+            code = "4/" + new_secret()
+            with self.store.tx() as s:
+                s.x("UPDATE registrations SET auth_code=? WHERE token=?", (code, reg["token"]))
+                s.x("INSERT INTO tokens VALUES (?, 'code', ?, ?, ?, 0, 0)",
+                    (code, printer_id, client_id, now_ms() + 600000))
+        return envelope(authorization_code=code,
+                        xmpp_jid=printer_id.replace("-", "") + "@cloudprint.simulated",
+                        user_email=reg["claimed_by"],
+                        confirmation_page_url=self.base + "/claim")
+
+    def confirm(self, req):
+        token = req.value("token")
+        err = self._claim(token, req.principal[1]) if req.principal[0] == "user" else "Not a user."
+        return failure(ERR_NOT_AUTHORIZED, err) if err else envelope(message="Printer claimed.")
+
+    # ---- OAuth token endpoint (§3.5, §3.6)
+    def token(self, req):
+        if req.get("client_id") != self.client_id or req.get("client_secret") != self.client_secret:
+            return oauth_error(401, "invalid_client", "Unknown client or wrong secret.")
+        grant = req.get("grant_type")
+        if grant == "authorization_code":
+            if req.get("redirect_uri") not in ("oob", "urn:ietf:wg:oauth:2.0:oob"):
+                return oauth_error(400, "invalid_request", "redirect_uri must be oob.")
+            with self.store.tx() as s:
+                row = s.one("SELECT * FROM tokens WHERE token=? AND kind='code'", (req.get("code") or "",))
+                if (row is None or row["used"] or row["expires_ms"] < now_ms()
+                        or row["client_id"] != self.client_id or not s.printer(row["printer_id"])):
+                    return oauth_error(400, "invalid_grant", "Code is unknown, used or expired.")
+                s.x("UPDATE tokens SET used=1 WHERE token=?", (row["token"],))
+                refresh = "1/" + new_secret()
+                s.x("INSERT INTO tokens VALUES (?, 'refresh', ?, ?, NULL, 0, 0)",
+                    (refresh, row["printer_id"], self.client_id))
+                access = self._issue_access(s, row["printer_id"])
+            return Reply(body=json.dumps({"access_token": access, "token_type": "Bearer",
+                                          "expires_in": self.access_ttl_s,
+                                          "refresh_token": refresh}).encode())
+        if grant == "refresh_token":
+            row = self.store.one("SELECT * FROM tokens WHERE token=? AND kind='refresh'",
+                                 (req.get("refresh_token") or "",))
+            if row is None or row["revoked"] or not self.store.printer(row["printer_id"]):
+                return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+            with self.store.tx() as s:
+                access = self._issue_access(s, row["printer_id"])
+            return Reply(body=json.dumps({"access_token": access, "token_type": "Bearer",
+                                          "expires_in": self.access_ttl_s}).encode())
+        return oauth_error(400, "unsupported_grant_type", "Unsupported grant_type.")
+
+    def _issue_access(self, s, printer_id):
+        access = "ya29." + new_secret()
+        s.x("INSERT INTO tokens VALUES (?, 'access', ?, ?, ?, 0, 0)",
+            (access, printer_id, self.client_id, now_ms() + self.access_ttl_s * 1000))
+        return access
+
+    def revoke(self, printer_id):
+        self.store.x("UPDATE tokens SET revoked=1 WHERE printer_id=?", (printer_id,))
+
+    # ---- printers (§4)
+    def printer_json(self, p, extras=()):
+        out = {"id": p["id"], "name": p["name"], "defaultDisplayName": p["default_display_name"],
+               "proxy": p["proxy"], "type": "GOOGLE", "gcpVersion": p["gcp_version"],
+               "uuid": p["uuid"], "manufacturer": p["manufacturer"], "model": p["model"],
+               "firmware": p["firmware"], "setupUrl": p["setup_url"], "supportUrl": p["support_url"],
+               "updateUrl": p["update_url"], "ownerId": p["owner"] or "",
+               "capabilities": json.loads(p["capabilities"]), "capsHash": p["caps_hash"],
+               "local_settings": json.loads(p["local_settings"]), "tags": [],
+               "notificationChannel": "MQTT", "isTosAccepted": False,
+               "createTime": str(p["created_ms"]), "updateTime": str(p["updated_ms"]),
+               "accessTime": str(p["accessed_ms"])}
+        if "semanticState" in extras:
+            state = json.loads(p["semantic_state"])
+            state["cloud_connection_state"] = "ONLINE"
+            out["semanticState"] = state
+        if "queuedJobsCount" in extras:
+            row = self.store.one("SELECT COUNT(*) AS n FROM jobs WHERE printer_id=? AND "
+                                 "json_extract(state, '$.state.type')='QUEUED'", (p["id"],))
+            out["queuedJobsCount"] = str(row["n"])
+        if "connectionStatus" in extras:
+            out["connectionStatus"] = "ONLINE" if now_ms() - p["accessed_ms"] < 600000 else "UNKNOWN"
+        return out
+
+    def i_confirm(self, req):
+        return self.confirm(req)
+
+    def i_list(self, req):
+        kind, who = req.principal
+        if kind == "printer":
+            proxy = req.get("proxy")
+            if not proxy:
+                return failure(ERR_MISSING, "Missing required parameters.")
+            rows = self.store.q("SELECT * FROM printers WHERE proxy=? AND deleted=0 AND owner IS NOT NULL",
+                                (proxy,))
+            rows = [r for r in rows if self._may_use_printer(req, r) or r["proxy"] == proxy]
+        else:
+            rows = self.store.q("SELECT * FROM printers WHERE owner=? AND deleted=0", (who,))
+        return envelope(printers=[self.printer_json(r) for r in rows])
+
+    def i_printer(self, req):
+        printer, err = self._printer_for(req, req.get("printerid"))
+        if err:
+            return err
+        extras = (req.get("extra_fields") or "connectionStatus,semanticState,queuedJobsCount").split(",")
+        return envelope(printers=[self.printer_json(printer, extras)])
+
+    def i_update(self, req):
+        printer, err = self._printer_for(req, req.value("printerid"))
+        if err:
+            return err
+        sets = {}
+        try:
+            for param, column in (("printer", "name"), ("name", "name"),
+                                  ("default_display_name", "default_display_name"),
+                                  ("firmware", "firmware"), ("setup_url", "setup_url"),
+                                  ("support_url", "support_url"), ("update_url", "update_url"),
+                                  ("gcp_version", "gcp_version"), ("uuid", "uuid"),
+                                  ("manufacturer", "manufacturer"), ("model", "model")):
+                if req.value(param) is not None:
+                    sets[column] = req.value(param)
+            if req.value("capabilities") is not None:
+                sets["capabilities"] = json.dumps(_json_param(req, "capabilities"))
+                sets["caps_hash"] = req.value("capsHash") or ""
+            full, diff = _json_param(req, "semantic_state"), _json_param(req, "semantic_state_diff")
+            if full is not None and diff is not None:
+                return failure(ERR_MISSING, "Send semantic_state or semantic_state_diff, not both.")
+            if full is not None:
+                sets["semantic_state"] = json.dumps(full)
+            elif diff is not None:
+                state = json.loads(printer["semantic_state"])
+                state.update(diff)  # top-level fields replace wholesale (§7)
+                sets["semantic_state"] = json.dumps(state)
+            local = _json_param(req, "local_settings")
+            if local is not None:
+                stored = json.loads(printer["local_settings"])
+                if isinstance(local, dict) and "current" in local and req.principal[0] == "printer":
+                    stored["current"] = local["current"]
+                    stored.pop("pending", None)
+                elif isinstance(local, dict) and "pending" in local and req.principal[0] == "user":
+                    stored["pending"] = local["pending"]
+                sets["local_settings"] = json.dumps(stored)
+        except (ValueError, TypeError, AttributeError):
+            return failure(ERR_MISSING, "A JSON parameter is not valid.")
+        if sets:
+            sets["updated_ms"] = now_ms()
+            cols = ", ".join("%s=?" % c for c in sets)
+            self.store.x("UPDATE printers SET %s WHERE id=?" % cols, list(sets.values()) + [printer["id"]])
+        return envelope(message="Printer updated successfully.",
+                        printer=self.printer_json(self.store.printer(printer["id"])))
+
+    def i_delete(self, req):
+        printer, err = self._printer_for(req, req.value("printerid"))
+        if err:
+            return err
+        self.delete_printer(printer["id"])
+        return envelope(message="Printer deleted successfully.")
+
+    def delete_printer(self, printer_id):
+        cause = {"state": {"type": "ABORTED", "service_action_cause": {"error_code": "PRINTER_DELETED"}}}
+        with self.store.tx() as s:
+            s.x("UPDATE printers SET deleted=1, updated_ms=? WHERE id=?", (now_ms(), printer_id))
+            s.x("UPDATE tokens SET revoked=1 WHERE printer_id=?", (printer_id,))
+            for row in s.q("SELECT id, state FROM jobs WHERE printer_id=?", (printer_id,)):
+                if json.loads(row["state"])["state"]["type"] not in TERMINAL:
+                    s.set_job_state(row["id"], dict(cause, version="1.0"))
+        self.log("printer %s deleted" % printer_id)
+
+    # ---- jobs (§5)
+    def job_json(self, j):
+        state = json.loads(j["state"])
+        state["delivery_attempts"] = j["delivery_attempts"]
+        state["pages_printed"] = j["pages_printed"]
+        return {"id": j["id"], "printerid": j["printer_id"], "title": j["title"], "ownerId": j["owner"],
+                "status": _legacy_status(state["state"]["type"]), "contentType": j["content_type"],
+                "numberOfPages": 1, "createTime": str(j["create_ms"]), "updateTime": str(j["update_ms"]),
+                "fileUrl": self.base + "/download?id=" + j["id"],
+                "ticketUrl": self.base + "/ticket?jobid=" + j["id"] + "&use_cjt=true",
+                "semanticState": state, "tags": [], "errorCode": "", "message": ""}
+
+    def i_fetch(self, req):
+        kind, who = req.principal
+        printer_id = req.value("printerid")
+        if kind != "printer" or who != printer_id:
+            return failure(ERR_NO_JOBS, "No print job available on specified printer.")
+        printer = self.store.printer(printer_id)
+        accepted = content_types(printer)
+        with self.store.tx() as s:
+            s.x("UPDATE printers SET accessed_ms=? WHERE id=?", (now_ms(), printer_id))
+            rows = s.q("SELECT id, content_type, delivery_attempts FROM jobs WHERE printer_id=? AND "
+                       "json_extract(state, '$.state.type')='QUEUED' ORDER BY create_ms, rowid",
+                       (printer_id,))
+            ids = [r["id"] for r in rows if r["content_type"] in accepted]
+            for job_id in ids:
+                s.x("UPDATE jobs SET delivery_attempts=delivery_attempts+1 WHERE id=?", (job_id,))
+        if not ids:
+            return failure(ERR_NO_JOBS, "No print job available on specified printer.")
+        jobs = [self.job_json(self.store.one("SELECT * FROM jobs WHERE id=?", (i,))) for i in ids]
+        return envelope(jobs=jobs)
+
+    def _job_for(self, req, job_id):
+        if not job_id:
+            return None, failure(ERR_MISSING, "Missing required parameters.")
+        job = self.store.one("SELECT * FROM jobs WHERE id=?", (job_id,))
+        if job is None:
+            return None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
+        printer = self.store.printer(job["printer_id"], include_deleted=True)
+        kind, who = req.principal
+        if not ((kind == "printer" and who == job["printer_id"])
+                or (kind == "user" and (who == job["owner"] or who == printer["owner"]))):
+            return None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
+        return job, None
+
+    def i_control(self, req):
+        job, err = self._job_for(req, req.value("jobid"))
+        if err:
+            return err
+        if req.principal[0] != "printer":
+            return failure(ERR_NOT_AUTHORIZED, "User is not authorized.")
+        raw = req.value("semantic_state_diff")
+        if raw is None and req.value("status"):  # legacy 1.0 form
+            legacy = {"IN_PROGRESS": {"type": "IN_PROGRESS"}, "DONE": {"type": "DONE"},
+                      "ERROR": {"type": "ABORTED", "device_action_cause": {"error_code": "OTHER"}}}
+            if req.value("status") not in legacy:
+                return failure(ERR_MISSING, "Unknown status.")
+            raw = json.dumps({"state": legacy[req.value("status")]})
+        if raw is None:
+            return failure(ERR_MISSING, "Missing required parameters.")
+        try:
+            diff = json.loads(raw)
+        except ValueError:
+            return failure(ERR_MISSING, "semantic_state_diff is not valid JSON.")
+        why = check_diff(diff)
+        if why:
+            return failure(ERR_MISSING, "Invalid semantic_state_diff: " + why)
+        with self.store.tx() as s:
+            job = s.one("SELECT * FROM jobs WHERE id=?", (job["id"],))
+            state = json.loads(job["state"])
+            current = state["state"]["type"]
+            new = diff.get("state", state["state"])
+            if current in TERMINAL:
+                if new == state["state"]:
+                    return envelope(message="Job updated successfully.", job=self.job_json(job))
+                return failure(ERR_JOB_FINISHED, "Can't modify the finished job.")
+            if new["type"] not in ALLOWED.get(current, ()):
+                return failure(ERR_MISSING, "Illegal transition %s -> %s." % (current, new["type"]))
+            state["state"] = new
+            pages = diff.get("pages_printed")
+            s.set_job_state(job["id"], state, None if pages is None else int(pages))
+            job = s.one("SELECT * FROM jobs WHERE id=?", (job["id"],))
+        self.log("job %s: %s -> %s" % (job["id"], current, new["type"]))
+        return envelope(message="Job updated successfully.", job=self.job_json(job))
+
+    def i_ticket(self, req):
+        job, err = self._job_for(req, req.value("jobid"))
+        if err:
+            return err
+        return Reply(body=job["ticket"].encode())
+
+    def i_download(self, req):
+        job, err = self._job_for(req, req.value("id"))
+        if err:
+            return Reply(status=404, body=b"job not found", content_type="text/plain")
+        printer = self.store.printer(job["printer_id"])
+        if printer is None or job["content_type"] not in content_types(printer):
+            return Reply(status=415, body=b"cannot convert", content_type="text/plain")
+        length = self.store.one("SELECT length(content) AS n FROM jobs WHERE id=?", (job["id"],))["n"]
+        cut = self.faults.take("truncate_download")
+        send = length if cut is None else min(length, cut.get("keep", length // 2))
+        job_id = job["id"]
+
+        def stream(write):
+            with self.store.blob(job_id) as blob:
+                left = send
+                while left > 0:
+                    chunk = blob.read(min(65536, left))
+                    if not chunk:
+                        break
+                    write(chunk)
+                    left -= len(chunk)
+        return Reply(content_type=job["content_type"], stream=stream, length=length)
+
+    def i_submit(self, req):
+        if req.principal[0] != "user":
+            return failure(ERR_NOT_AUTHORIZED, "User is not authorized.")
+        printer, err = self._printer_for(req, req.value("printerid"))
+        if err:
+            return err
+        ctype = req.value("contentType")
+        content = req.files.get("content", (None,))[0]
+        if content is None and req.get("content") is not None:
+            content = req.get("content").encode()
+        if not ctype or content is None:
+            return failure(ERR_MISSING, "Missing required parameters.")
+        if ctype not in content_types(printer):
+            return failure(ERR_UNSUPPORTED_TYPE, "Printer does not accept %s." % ctype)
+        try:
+            ticket = json.loads(req.value("ticket") or '{"version":"1.0","print":{}}')
+        except ValueError:
+            return failure(ERR_MISSING, "ticket is not valid JSON.")
+        job_id, t = new_id(), now_ms()
+        state = {"version": "1.0", "state": {"type": "QUEUED"}}
+        self.store.x("INSERT INTO jobs (id, printer_id, title, owner, content_type, content, ticket,"
+                     " state, create_ms, update_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     (job_id, printer["id"], req.value("title") or "untitled", req.principal[1], ctype,
+                      content, json.dumps(ticket), json.dumps(state), t, t))
+        self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], len(content)))
+        job = self.store.one("SELECT * FROM jobs WHERE id=?", (job_id,))
+        return envelope(message="Print job added.", job=self.job_json(job))
+
+    def i_jobs(self, req):
+        kind, who = req.principal
+        if kind == "printer":
+            rows = self.store.q("SELECT * FROM jobs WHERE printer_id=? ORDER BY create_ms", (who,))
+        else:
+            rows = self.store.q("SELECT j.* FROM jobs j JOIN printers p ON p.id=j.printer_id "
+                                "WHERE (j.owner=? OR p.owner=?) ORDER BY j.create_ms", (who, who))
+        if req.get("printerid"):
+            rows = [r for r in rows if r["printer_id"] == req.get("printerid")]
+        jobs = [self.job_json(r) for r in rows]
+        if req.get("status"):
+            jobs = [j for j in jobs if j["semanticState"]["state"]["type"] == req.get("status")]
+        return envelope(jobs=jobs)
+
+    def i_deletejob(self, req):
+        job, err = self._job_for(req, req.value("jobid"))
+        if err:
+            return err
+        self.store.x("DELETE FROM jobs WHERE id=?", (job["id"],))
+        return envelope(message="Print job deleted successfully.")
+
+
+def _legacy_status(state_type):
+    return {"IN_PROGRESS": "IN_PROGRESS", "DONE": "DONE", "ABORTED": "ERROR",
+            "STOPPED": "IN_PROGRESS"}.get(state_type, "QUEUED")
+
+
+def _html(text):
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+CLAIM_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Claim a printer</title></head>
+<body style="font-family: sans-serif; max-width: 30em; margin: 2em auto">
+<h1>Claim a printer</h1>
+<p>Enter the code printed on the printer's claim ticket.</p>
+<form method="post" action="claim">
+<p><label>Code <input name="token" value="%(token)s" autocomplete="off"></label></p>
+<p><label>Your API key <input name="key" type="password"></label></p>
+<p><button type="submit">Claim</button></p>
+</form>
+<p><strong>%(message)s</strong></p>
+</body></html>
+"""

@@ -1,0 +1,139 @@
+"""Command-line client of the print service, for owners:
+
+  python -m tools.cloudsim.client --url URL --key KEY printers
+  python -m tools.cloudsim.client --url URL --key KEY claim CODE
+  python -m tools.cloudsim.client --url URL --key KEY submit PRINTER FILE [--type T] [--copies N]
+  python -m tools.cloudsim.client --url URL --key KEY jobs [--printer ID]
+
+URL is the service's base (http://127.0.0.1:8080/cloudprint); KEY is the owner's API
+key (or --key-file DATA/owner.key). HTTPS is verified against --ca (PEM)."""
+import argparse
+import json
+import mimetypes
+import os
+import ssl
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+TYPES = {".zpl": "application/x-zpl", ".escpos": "application/x-escpos", ".bin": "application/vnd.cups-raw"}
+
+
+class ClientError(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, base_url, key, ca_file=None, timeout=30):
+        self.base = base_url.rstrip("/")
+        self.key = key
+        self.timeout = timeout
+        self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+    def call(self, interface, fields=(), files=()):
+        boundary = uuid.uuid4().hex
+        body = bytearray()
+        for name, value in fields:
+            body += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
+                     % (boundary, name, value)).encode()
+        for name, filename, data, ctype in files:
+            body += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                     "Content-Type: %s\r\n\r\n" % (boundary, name, filename, ctype)).encode()
+            body += data + b"\r\n"
+        body += ("--%s--\r\n" % boundary).encode()
+        req = urllib.request.Request(self.base + "/" + interface, data=bytes(body), method="POST", headers={
+            "Authorization": "Bearer " + self.key, "X-CloudPrint-Proxy": "cloudsim-client",
+            "Content-Type": "multipart/form-data; boundary=" + boundary})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self.ctx) as resp:
+                obj = json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            raise ClientError("/%s: HTTP %d" % (interface, e.code))
+        except (urllib.error.URLError, OSError) as e:
+            raise ClientError("/%s: %s" % (interface, e))
+        if not obj.get("success", True):
+            raise ClientError("/%s: %s (code %s)" % (interface, obj.get("message"), obj.get("errorCode")))
+        return obj
+
+    def printers(self):
+        return self.call("list")["printers"]
+
+    def claim(self, code):
+        return self.call("confirm", [("token", code)])
+
+    def submit(self, printer_id, data, content_type, title="job", copies=1):
+        ticket = json.dumps({"version": "1.0", "print": {"copies": {"copies": copies}}})
+        return self.call("submit", [("printerid", printer_id), ("title", title),
+                                    ("contentType", content_type), ("ticket", ticket)],
+                         [("content", title, data, content_type)])["job"]
+
+    def jobs(self, printer_id=None):
+        return self.call("jobs", [("printerid", printer_id)] if printer_id else [])["jobs"]
+
+    def job(self, job_id):
+        for j in self.jobs():
+            if j["id"] == job_id:
+                return j
+        return None
+
+
+def guess_type(path):
+    ext = os.path.splitext(path)[1].lower()
+    return TYPES.get(ext) or mimetypes.guess_type(path)[0] or "application/vnd.cups-raw"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tools.cloudsim.client", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", default="http://127.0.0.1:8080/cloudprint")
+    ap.add_argument("--key", default=os.environ.get("CLOUDSIM_KEY"))
+    ap.add_argument("--key-file")
+    ap.add_argument("--ca", help="CA certificate (PEM) to verify an https:// service")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("printers")
+    p = sub.add_parser("claim")
+    p.add_argument("code")
+    p = sub.add_parser("submit")
+    p.add_argument("printer")
+    p.add_argument("file")
+    p.add_argument("--type")
+    p.add_argument("--title")
+    p.add_argument("--copies", type=int, default=1)
+    p = sub.add_parser("jobs")
+    p.add_argument("--printer")
+    args = ap.parse_args(argv)
+    key = args.key
+    if args.key_file:
+        with open(args.key_file) as f:
+            key = f.read().strip()
+    if not key:
+        ap.error("an API key is needed: --key, --key-file or CLOUDSIM_KEY")
+    c = Client(args.url, key, args.ca)
+    try:
+        if args.cmd == "printers":
+            for p in c.printers():
+                print("%s  %-24s %s" % (p["id"], p["name"], p["ownerId"]))
+        elif args.cmd == "claim":
+            print(c.claim(args.code)["message"])
+        elif args.cmd == "submit":
+            with open(args.file, "rb") as f:
+                data = f.read()
+            job = c.submit(args.printer, data, args.type or guess_type(args.file),
+                           args.title or os.path.basename(args.file), args.copies)
+            print("%s  %s" % (job["id"], job["semanticState"]["state"]["type"]))
+        elif args.cmd == "jobs":
+            for j in c.jobs(args.printer):
+                st = j["semanticState"]
+                cause = [v for k, v in st["state"].items() if k.endswith("_cause")]
+                print("%s  %-11s pages=%-4s %-20s %s" % (j["id"], st["state"]["type"],
+                      st.get("pages_printed", 0), j["title"], cause[0] if cause else ""))
+    except ClientError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

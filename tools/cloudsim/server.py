@@ -1,0 +1,208 @@
+"""HTTP and HTTPS front of the simulated print service.
+
+Paths: <base>/cloudprint/<interface> for the GCP interfaces (and the claim page),
+<base>/oauth2/token for OAuth. GET (query string) and POST (urlencoded or multipart)
+are both accepted everywhere."""
+import email.parser
+import email.policy
+import json
+import os
+import ssl
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tools.cloudsim import certs
+from tools.cloudsim.api import Api, Reply, Request
+from tools.cloudsim.faults import Faults
+from tools.cloudsim.store import Store, new_secret
+
+MAX_BODY = 64 * 1024 * 1024
+OWNER = "owner@example.com"
+
+
+def parse_multipart(content_type, body):
+    """(params, files) from a multipart/form-data body."""
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    params, files = {}, {}
+    if not msg.is_multipart():
+        boundary = msg.get_param("boundary") or ""
+        if body.strip() == b"--" + boundary.encode() + b"--":
+            return params, files  # a form with no fields
+        raise ValueError("not a multipart body")
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() or part.get_content_type() not in ("text/plain",):
+            files[name] = (data, part.get_content_type())
+        else:
+            params.setdefault(name, []).append(data.decode("utf-8", "replace"))
+    return params, files
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "cloudsim/1"
+    timeout = 30  # per socket operation; a stalled client frees its thread
+
+    def log_message(self, fmt, *args):  # quiet: the API logs what matters
+        pass
+
+    def _dispatch(self):
+        api = self.server.api
+        url = urllib.parse.urlsplit(self.path)
+        params = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        files = {}
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            if not length.isdigit() or int(length) > MAX_BODY:
+                return self._send(Reply(status=413, body=b"body too large", content_type="text/plain"))
+            body = self.rfile.read(int(length))
+            ctype = self.headers.get("Content-Type", "")
+            try:
+                if ctype.startswith("multipart/form-data"):
+                    p, files = parse_multipart(ctype, body)
+                    for k, v in p.items():
+                        params.setdefault(k, []).extend(v)
+                elif body:
+                    for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"),
+                                                      keep_blank_values=True).items():
+                        params.setdefault(k, []).extend(v)
+            except (ValueError, UnicodeError):
+                return self._send(Reply(status=400, body=b"malformed body", content_type="text/plain"))
+        path = url.path.rstrip("/")
+        if path in ("/oauth2/token", "/cloudprint/oauth2/token"):
+            interface = "token"
+        elif path.startswith("/cloudprint/"):
+            interface = path[len("/cloudprint/"):]
+        elif path in ("", "/"):
+            return self._send(Reply(body=b"cloudsim: GCP 2.0 compatible print service\n",
+                                    content_type="text/plain"))
+        else:
+            return self._send(Reply(status=404, body=b"not found", content_type="text/plain"))
+        req = Request(self.command, interface, params, files, self.headers)
+        try:
+            reply = api.handle(req)
+        except Exception as e:  # a bug in the simulator must not look like a network fault
+            api.log("internal error in /%s: %s: %s" % (interface, type(e).__name__, e))
+            reply = Reply(status=500, body=b"internal error", content_type="text/plain")
+        self._send(reply)
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+
+    def _send(self, reply):
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        length = reply.length if reply.stream else len(reply.body)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        for k, v in reply.headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            if reply.stream:
+                reply.stream(self.wfile.write)
+            else:
+                self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    ssl_context = None
+
+    def get_request(self):
+        # The TLS handshake runs in the request's own thread (on first read), so a
+        # slow or refusing client cannot hold up the accept loop.
+        sock, addr = self.socket.accept()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        import sys
+        err = sys.exc_info()[1]
+        if not isinstance(err, (ssl.SSLError, ConnectionError, TimeoutError)):
+            self.api.log("request from %s failed: %s: %s" % (client_address[0], type(err).__name__, err))
+
+
+class Service:
+    """The whole service: store, API, and an HTTP and an HTTPS listener."""
+
+    def __init__(self, data_dir, host="127.0.0.1", http_port=0, https_port=0,
+                 client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
+                 access_ttl_s=3600, public_host=None, log=print):
+        os.makedirs(data_dir, exist_ok=True)
+        self.data_dir = data_dir
+        self.log = log
+        self.store = Store(os.path.join(data_dir, "cloudsim.db"))
+        self.faults = Faults()
+        self.client = self._client(client_id, client_secret)
+        self.owner_key = self.store.ensure_user(OWNER)
+        _write_private(os.path.join(data_dir, "owner.key"), self.owner_key + "\n")
+        self.certs = certs.ensure(data_dir)
+        self._http = _Server((host, http_port), Handler)
+        self._https = _Server((host, https_port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.certs["cert"], self.certs["key"])
+        self._https.ssl_context = ctx
+        name = public_host or host
+        self.http_url = "http://%s:%d" % (name, self._http.server_address[1])
+        self.https_url = "https://%s:%d" % (name, self._https.server_address[1])
+        self._apis = []
+        for srv, url in ((self._http, self.http_url), (self._https, self.https_url)):
+            srv.api = Api(self.store, self.faults, url + "/cloudprint", self.client["client_id"],
+                          self.client["client_secret"], token_duration_s, access_ttl_s, log)
+            self._apis.append(srv.api)
+        self._threads = []
+
+    def _client(self, client_id, client_secret):
+        path = os.path.join(self.data_dir, "oauth_client.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                stored = json.load(f)
+            if client_secret is None and stored.get("client_id") == client_id:
+                return stored
+        client = {"client_id": client_id, "client_secret": client_secret or new_secret(24)}
+        _write_private(path, json.dumps(client))
+        return client
+
+    @property
+    def api(self):
+        return self._apis[0]
+
+    def set_token_duration(self, seconds):
+        for api in self._apis:
+            api.token_duration_s = seconds
+
+    def start(self):
+        for srv in (self._http, self._https):
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self):
+        for srv in (self._http, self._https):
+            srv.shutdown()
+            srv.server_close()
+        self.store.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
