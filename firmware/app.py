@@ -1,26 +1,65 @@
 # Composition root: read the board config and device settings, build the ports and
 # the parts, and run the agent forever. It never exits on its own: every failure
 # becomes a log line and a backoff.
+#
+# Boot-only code (the config schemas) and registration-only code are imported when
+# needed and unloaded afterwards: on a small heap, resident bytecode is what limits us.
 import gc
 import sys
 
-from firmware import config, oauth
+from firmware import oauth
 from firmware.backoff import Backoff
 from firmware.cloudprint import ApiError, AuthRejected, CloudPrint, ServiceError, ERR_UNKNOWN_PRINTER
 from firmware.http import Http, HttpError
 from firmware.jobs import JobRunner
 from firmware.log import Log
 from firmware.printers.base import PrinterError
-from firmware.registration import CREDENTIALS, Registration, RegistrationError
 from firmware.store import CorruptFile
 
 VERSION = "0.1.0"
 SETTINGS = "settings.json"
+CREDENTIALS = "credentials.json"
 IDENTITY = "identity.json"
 UNCONFIGURED_RECHECK_MS = 5000
 
 TRANSIENT = (HttpError, ServiceError, oauth.OAuthError, oauth.ClientRejected, AuthRejected,
-             RegistrationError, PrinterError, OSError)
+             ValueError, PrinterError, OSError)
+
+
+def unload(name):
+    """Forget a module so the GC can free its bytecode."""
+    sys.modules.pop(name, None)
+    i = name.rfind(".")
+    parent = sys.modules.get(name[:i])
+    if parent is not None and hasattr(parent, name[i + 1:]):
+        delattr(parent, name[i + 1:])
+    gc.collect()
+
+
+def check_board(raw):
+    from firmware import config
+    try:
+        return config.validate(config.BOARD, raw, "board config")
+    finally:
+        unload("firmware.config")
+
+
+def read_settings(flash):
+    """(settings, None) when valid, else (None, what is wrong)."""
+    from firmware import config
+    try:
+        raw = flash.read_json(SETTINGS)
+        if raw is None:
+            return None, "%s is missing from flash" % SETTINGS
+        s = config.validate(config.SETTINGS, raw, SETTINGS)
+        s["token_url"] = config.token_url(s)
+        if s["service_url"].startswith("https://") and not flash.exists(s["ca_file"]):
+            return None, "CA certificate %s is missing (needed for https)" % s["ca_file"]
+        return s, None
+    except (CorruptFile, config.ConfigError) as e:
+        return None, str(e)
+    finally:
+        unload("firmware.config")
 
 
 def make_driver(board, uart, clock):
@@ -39,29 +78,13 @@ class Agent:
         self.flash = ports.flash
         self.backoff = Backoff(ports.rand)
 
-    def load_settings(self):
-        """Valid settings, or None after saying on the console what is wrong."""
-        try:
-            raw = self.flash.read_json(SETTINGS)
-            if raw is None:
-                self.log.error("not configured: %s is missing from flash", SETTINGS)
-                return None
-            settings = config.validate(config.SETTINGS, raw, SETTINGS)
-            if settings["service_url"].startswith("https://") and not self.flash.exists(settings["ca_file"]):
-                self.log.error("not configured: CA certificate %s is missing (needed for https)",
-                               settings["ca_file"])
-                return None
-            return settings
-        except (CorruptFile, config.ConfigError) as e:
-            self.log.error("not configured: %s", e)
-            return None
-
     def wait_for_settings(self):
-        settings = self.load_settings()
-        while settings is None:
+        while True:
+            settings, problem = read_settings(self.flash)
+            if settings:
+                return settings
+            self.log.error("not configured: %s", problem)
             self.clock.sleep_ms(UNCONFIGURED_RECHECK_MS)
-            settings = self.load_settings()
-        return settings
 
     def identity(self):
         try:
@@ -88,6 +111,16 @@ class Agent:
         self.log.warn("printer is no longer registered (%s); wiping credentials", why)
         self.flash.remove(CREDENTIALS)
 
+    def register(self, api, http, driver, settings, ident):
+        """(credentials, access_token, expires_in) or None; see registration.py."""
+        from firmware.registration import Registration
+        try:
+            return Registration(api, http, self.flash, driver, self.clock, self.log, settings,
+                                settings["token_url"], ident, VERSION).run()
+        finally:
+            unload("firmware.registration")
+            unload("firmware.cdd")
+
     def run(self):
         log = self.log
         settings = self.wait_for_settings()
@@ -103,9 +136,9 @@ class Agent:
         driver = make_driver(board, self.ports.uart, self.clock)
         ident = self.identity()
         api = CloudPrint(http, settings["service_url"], ident["proxy"])
-        token_url = config.token_url(settings)
         runner = JobRunner(api, driver, self.clock, log, Backoff(self.ports.rand),
                            board["stream_buffer"], settings["download_deadline_s"] * 1000)
+        self.ports.board = board = None  # everything it configures is built now
         creds = self.credentials()
         seed = None
         log.info("agent %s up: %s printer, service %s, %s", VERSION, driver.language,
@@ -116,19 +149,21 @@ class Agent:
                 self.ports.network_up(settings)
                 if creds is None:
                     api.tokens = None
-                    done = Registration(api, http, self.flash, driver, self.clock, log, settings,
-                                        token_url, ident, VERSION).run()
+                    done = self.register(api, http, driver, settings, ident)
                     if done:
                         creds, access, expires = done
                         seed = (access, expires)
                     continue
                 if api.tokens is None:
-                    api.tokens = oauth.Tokens(http, self.clock, log, token_url, settings["oauth_client_id"],
+                    api.tokens = oauth.Tokens(http, self.clock, log, settings["token_url"],
+                                              settings["oauth_client_id"],
                                               settings["oauth_client_secret"], creds["refresh_token"])
                     if seed:
                         api.tokens.seed(seed[0], seed[1])
                         seed = None
                 runner.run_pending(creds["printer_id"])
+                gc.collect()
+                log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())
                 self.backoff.reset()
                 delay_ms = settings["poll_interval_s"] * 1000
             except oauth.Revoked as e:
@@ -161,12 +196,15 @@ def main(argv):
     if sys.platform == "esp32":
         from firmware.ports import esp32 as port
     else:
-        from firmware.ports import unix as port
+        from firmware.ports import unix_boot as port
     try:
-        ports = port.build(argv)
+        ports = port.build(argv, check_board)
     except Exception as e:  # bad command line or board config: nothing can run
         log.error("cannot start: %s", e)
         if sys.platform != "esp32":
             sys.exit(2)
         return
+    finally:
+        if sys.platform != "esp32":
+            unload("firmware.ports.unix_boot")
     Agent(ports, log).run()

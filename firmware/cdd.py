@@ -4,16 +4,11 @@ import hashlib
 import json
 
 RAW = "application/vnd.cups-raw"
-CONTENT_TYPES = {"zpl": "application/x-zpl", "escpos": "application/x-escpos"}
 
 
-def content_type(language):
-    return CONTENT_TYPES[language]
-
-
-def capabilities(language):
+def capabilities(language, content_type):
     printer = {
-        "supported_content_type": [{"content_type": CONTENT_TYPES[language]},
+        "supported_content_type": [{"content_type": content_type},
                                    {"content_type": RAW}],
         "copies": {"default": 1, "max": 999},
         "input_tray_unit": [{"vendor_id": "roll", "type": "ROLL"}],

@@ -106,9 +106,9 @@ class CloudPrint:
         finally:
             resp.close()
 
-    def call(self, interface, fields, auth=True, multipart=False):
-        """POST /interface; on a 403 refresh the access token once and try again."""
-        url = self._base + "/" + interface
+    def call(self, interface, fields, auth=True, multipart=False, url=None):
+        """POST /interface (or url); on a 403 refresh the access token once, try again."""
+        url = url or self._base + "/" + interface
         try:
             obj = self._post(interface, url, fields, auth, multipart)
         except AuthRejected:
@@ -117,19 +117,6 @@ class CloudPrint:
             self.tokens.invalidate()
             obj = self._post(interface, url, fields, auth, multipart)
         return check_success(interface, obj)
-
-    # Anonymous registration (§3)
-    def register(self, fields):
-        return self.call("register", fields, auth=False, multipart=True)
-
-    def poll_auth_code(self, polling_url, client_id):
-        resp = self._http.request("POST", polling_url + H.quote(client_id),
-                                  self._headers(False, FORM), b"")
-        try:
-            obj = parse_reply("getauthcode", resp)
-        finally:
-            resp.close()
-        return check_success("getauthcode", obj)
 
     # Printer and jobs (§4, §5)
     def fetch(self, printer_id):

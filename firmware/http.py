@@ -16,14 +16,6 @@ class HttpError(Exception):
     """Transport or protocol failure: worth retrying later."""
 
 
-class HttpTimeout(HttpError):
-    pass
-
-
-class TruncatedBody(HttpError):
-    pass
-
-
 class TlsRejected(HttpError):
     """The server's certificate did not verify against our CA."""
 
@@ -95,7 +87,7 @@ class _Reader:
 
     def _recv(self, mv):
         if self._deadline.expired():
-            raise HttpTimeout("deadline passed")
+            raise HttpError("deadline passed")
         try:
             n = self._conn.readinto(mv)
         except OSError as e:
@@ -142,7 +134,7 @@ class Response:
         self.received = 0
         cl = headers.get("content-length")
         if cl is not None and not self._chunked:
-            if not cl.isdigit():
+            if not _ascii_digits(cl):
                 self.close()
                 raise HttpError("bad Content-Length")
             self._left = int(cl)
@@ -197,7 +189,7 @@ class Response:
         want = len(mv) if len(mv) <= self._left else self._left
         n = self._reader.readinto(mv[:want] if want < len(mv) else mv)
         if n == 0:
-            raise TruncatedBody("body ended after %d bytes" % self.received)
+            raise HttpError("body ended after %d of %d bytes" % (self.received, self.received + self._left))
         self._left -= n
         self.received += n
         if self._left == 0 and not self._chunked:
@@ -268,6 +260,16 @@ class Http:
         except Exception:
             conn.close()
             raise
+
+
+def _ascii_digits(text):
+    # str.isdigit() accepts other scripts' digits on CPython; HTTP wants ASCII only.
+    if not text:
+        return False
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
 
 
 def _status_line(line):

@@ -1,11 +1,11 @@
 # The job runner: /fetch, then per job /control IN_PROGRESS, stream fileUrl through
 # one preallocated buffer to the printer, and report DONE or ABORTED with a cause.
-from firmware import cdd
 from firmware.cloudprint import ApiError, ServiceError, AuthRejected, ERR_UNKNOWN_JOB, ERR_JOB_FINISHED
 from firmware.http import HttpError
 from firmware.oauth import OAuthError
 from firmware.printers.base import PrinterError, READY
 
+RAW = "application/vnd.cups-raw"  # "any raw bytes" (reference §6)
 MAX_JOBS_PER_FETCH = 16
 REPORT_TRIES = 5
 
@@ -24,7 +24,7 @@ class JobRunner:
         self._buf = bytearray(buffer_size)
         self._mv = memoryview(self._buf)
         self._deadline_ms = download_deadline_ms
-        self._raw_type = cdd.content_type(driver.language)
+        self._raw_type = driver.content_type
         self.last_job = None
 
     def run_pending(self, printer_id):
@@ -51,7 +51,7 @@ class JobRunner:
         log.info("job %s: %s (%s)", job_id, job.get("title", ""), ctype)
         if not self._report(job_id, {"state": {"type": "IN_PROGRESS"}}):
             return
-        if ctype not in (self._raw_type, cdd.RAW) or not isinstance(url, str):
+        if ctype not in (self._raw_type, RAW) or not isinstance(url, str):
             log.warn("job %s: content type %s is not printable here", job_id, ctype)
             self._finish(job_id, aborted("device_action_cause", "DOWNLOAD_FAILURE"))
             return

@@ -46,19 +46,7 @@ def token_request(http, url, fields):
     raise OAuthError("token endpoint: HTTP %d %s" % (status, err if isinstance(err, str) else ""))
 
 
-def exchange_code(http, url, client_id, client_secret, code):
-    """(refresh_token, access_token, expires_in) for a fresh authorization code."""
-    obj = token_request(http, url, [
-        ("grant_type", "authorization_code"), ("code", code),
-        ("client_id", client_id), ("client_secret", client_secret),
-        ("redirect_uri", "oob"), ("scope", "https://www.googleapis.com/auth/cloudprint")])
-    refresh = obj.get("refresh_token")
-    if not isinstance(refresh, str) or not refresh:
-        raise OAuthError("token endpoint: code exchange returned no refresh_token")
-    return refresh, obj["access_token"], _expires_in(obj)
-
-
-def _expires_in(obj):
+def expires_in(obj):
     try:
         n = int(obj.get("expires_in", 3600))
     except (TypeError, ValueError):
@@ -101,6 +89,6 @@ class Tokens:
             obj = token_request(self._http, self._url, [
                 ("grant_type", "refresh_token"), ("refresh_token", self._refresh),
                 ("client_id", self._client_id), ("client_secret", self._client_secret)])
-            self._set(obj["access_token"], _expires_in(obj))
+            self._set(obj["access_token"], expires_in(obj))
             self._log.info("access token refreshed")
         return self._access

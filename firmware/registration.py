@@ -1,18 +1,18 @@
 # Anonymous registration (reference §3): /register, print the claim ticket, poll
 # getauthcode until the owner claims the printer, exchange the code, and store the
-# credentials in flash atomically.
+# credentials in flash atomically. Loaded only while the printer is unregistered.
 import json
 
 from firmware import cdd, oauth
 from firmware.clock import Deadline
 from firmware.cloudprint import ApiError, ServiceError, ERR_NOT_CLAIMED, as_int
-from firmware.http import HttpError
+from firmware.http import HttpError, quote
 
 CREDENTIALS = "credentials.json"
 EXCHANGE_TRIES = 3
 
 
-class RegistrationError(Exception):
+class RegistrationError(ValueError):
     """/register answered, but not with what registration needs."""
 
 
@@ -39,8 +39,21 @@ def parse_register_reply(obj):
     return ticket
 
 
-def register_fields(settings, identity, language, version):
-    caps = json.dumps(cdd.capabilities(language))
+def exchange_code(http, url, client_id, client_secret, code):
+    """(refresh_token, access_token, expires_in) for a fresh authorization code."""
+    obj = oauth.token_request(http, url, [
+        ("grant_type", "authorization_code"), ("code", code),
+        ("client_id", client_id), ("client_secret", client_secret),
+        ("redirect_uri", "oob"), ("scope", "https://www.googleapis.com/auth/cloudprint")])
+    refresh = obj.get("refresh_token")
+    if not isinstance(refresh, str) or not refresh:
+        raise oauth.OAuthError("token endpoint: code exchange returned no refresh_token")
+    return refresh, obj["access_token"], oauth.expires_in(obj)
+
+
+def register_fields(settings, identity, driver, version):
+    language = driver.language
+    caps = json.dumps(cdd.capabilities(language, driver.content_type))
     return [
         ("name", settings["printer_name"], None),
         ("default_display_name", settings["printer_name"], None),
@@ -80,8 +93,9 @@ class Registration:
         or the service refused the claim (the caller registers anew)."""
         log = self._log
         log.info("registering anonymously with %s", self._settings["service_url"])
-        reply = self._api.register(register_fields(
-            self._settings, self._identity, self._driver.language, self._version))
+        reply = self._api.call("register", register_fields(
+            self._settings, self._identity, self._driver, self._version),
+            auth=False, multipart=True)
         ticket = parse_register_reply(reply)
         self._show_ticket(ticket)
         deadline = Deadline(self._clock, ticket["token_duration"] * 1000)
@@ -92,8 +106,8 @@ class Registration:
                 log.warn("claim ticket expired unclaimed; registering anew")
                 return None
             try:
-                claim = self._api.poll_auth_code(ticket["polling_url"],
-                                                 self._settings["oauth_client_id"])
+                claim = self._api.call("getauthcode", [], auth=False, url=ticket["polling_url"]
+                                       + quote(self._settings["oauth_client_id"]))
             except ApiError as e:
                 if e.code == ERR_NOT_CLAIMED:
                     continue
@@ -126,7 +140,7 @@ class Registration:
         s = self._settings
         for attempt in range(EXCHANGE_TRIES):
             try:
-                refresh, access, expires = oauth.exchange_code(
+                refresh, access, expires = exchange_code(
                     self._http, self._token_url, s["oauth_client_id"], s["oauth_client_secret"], code)
                 break
             except (oauth.OAuthError, HttpError) as e:

@@ -8,7 +8,6 @@ import time
 import machine
 import network
 
-from firmware import config
 from firmware.clock import SystemClock
 from firmware.ports.netsock import Connector
 from firmware.store import Flash
@@ -83,10 +82,8 @@ class EspPorts:
         return binascii.hexlify(machine.unique_id()).decode()
 
 
-def build(argv):
-    flash = Flash("/")
-    raw = flash.read_json("board.json")
+def build(argv, check_board):
+    raw = Flash("/").read_json("board.json")
     if raw is None:
-        raise config.ConfigError("board.json is missing from flash")
-    board = config.validate(config.BOARD, raw, "board config")
-    return EspPorts(board)
+        raise ValueError("board.json is missing from flash")
+    return EspPorts(check_board(raw))

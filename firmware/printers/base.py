@@ -44,6 +44,9 @@ class MarkCounter:
             if m == size:
                 found += 1
                 m = 0
+        if m:  # the chunk ended still inside the mark
+            self._matched = m
+            return found
         while True:
             j = buf.find(mark, i, n)
             if j < 0:
@@ -65,6 +68,7 @@ class MarkCounter:
 
 class Driver:
     language = None
+    content_type = None
     page_mark = None  # the bytes that mark one printed page (label end, cut)
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000):

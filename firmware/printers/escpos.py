@@ -32,6 +32,7 @@ def _qr(data):
 
 class EscPosDriver(base.Driver):
     language = "escpos"
+    content_type = "application/x-escpos"
     page_mark = b"\x1dV"
 
     def _ask(self, n):

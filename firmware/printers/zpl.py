@@ -34,6 +34,7 @@ def parse_host_status(reply):
 
 class ZplDriver(base.Driver):
     language = "zpl"
+    content_type = "application/x-zpl"
     page_mark = b"^XZ"
 
     def end_job(self, complete):

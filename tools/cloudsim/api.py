@@ -3,8 +3,8 @@
 Each handler takes a Request and returns a Reply. API errors are HTTP 200 with
 success:false and an errorCode (reference §1.1); a missing or bad access token is
 HTTP 403. Numbers that GCP sent as strings are sent as strings here too."""
+import collections
 import json
-import time
 
 from tools.cloudsim.store import TERMINAL, new_id, new_secret, now_ms
 
@@ -138,8 +138,9 @@ ALLOWED = {  # from -> states a device may move a job to (§5.5)
 
 class Api:
     def __init__(self, store, faults, base_url, client_id, client_secret,
-                 token_duration_s=899, access_ttl_s=3600, log=print):
+                 token_duration_s=899, access_ttl_s=3600, log=print, seen=None):
         self.store = store
+        self.seen = seen if seen is not None else collections.deque(maxlen=500)
         self.faults = faults
         self.base = base_url.rstrip("/")
         self.client_id = client_id
@@ -180,6 +181,12 @@ class Api:
 
     # ---- dispatch
     def handle(self, req):
+        # What arrived, without values (they may be secrets): for tests and debugging.
+        self.seen.append({"interface": req.interface, "method": req.method,
+                          "content_type": req.headers.get("Content-Type", ""),
+                          "authorization": "Authorization" in req.headers,
+                          "proxy_header": "X-CloudPrint-Proxy" in req.headers,
+                          "params": sorted(set(req.params) | set(req.files))})
         fault = self.faults.take("http_error", interface=req.interface)
         if fault:
             return Reply(status=fault.get("status", 503), body=b"unavailable",

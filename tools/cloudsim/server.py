@@ -3,6 +3,7 @@
 Paths: <base>/cloudprint/<interface> for the GCP interfaces (and the claim page),
 <base>/oauth2/token for OAuth. GET (query string) and POST (urlencoded or multipart)
 are both accepted everywhere."""
+import collections
 import email.parser
 import email.policy
 import json
@@ -157,9 +158,10 @@ class Service:
         self.http_url = "http://%s:%d" % (name, self._http.server_address[1])
         self.https_url = "https://%s:%d" % (name, self._https.server_address[1])
         self._apis = []
+        self.seen = collections.deque(maxlen=1000)
         for srv, url in ((self._http, self.http_url), (self._https, self.https_url)):
             srv.api = Api(self.store, self.faults, url + "/cloudprint", self.client["client_id"],
-                          self.client["client_secret"], token_duration_s, access_ttl_s, log)
+                          self.client["client_secret"], token_duration_s, access_ttl_s, log, self.seen)
             self._apis.append(srv.api)
         self._threads = []
 

@@ -1,0 +1,43 @@
+"""Bad input from the service: a clear error, nothing lost, nothing printed twice."""
+from tools.hostrun import claimed_flash, wait_job
+
+LABEL = b"^XA^FO20,20^A0N,30,30^FDok^FS^XZ"
+
+
+def test_non_json_reply_is_retried_and_nothing_is_lost(tmp_path, service, owner, zpl_printer, agents,
+                                                       device_tree):
+    flash, printer_id = claimed_flash(tmp_path, service, owner, zpl_printer, agents, device_tree)
+    service.faults.arm("non_json", count=2, interface="fetch")
+    job = owner.submit(printer_id, LABEL, "application/x-zpl", "after garbage")
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent.wait_line(r"fetch: reply is not JSON; retrying in \d+ ms")
+    assert wait_job(owner, job["id"], 30, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    assert zpl_printer.printer.data().count(LABEL) == 1
+
+
+def test_truncated_download_is_aborted_never_done(tmp_path, service, owner, zpl_printer, agents,
+                                                   device_tree):
+    flash, printer_id = claimed_flash(tmp_path, service, owner, zpl_printer, agents, device_tree)
+    service.faults.arm("truncate_download", keep=2000)
+    cut = b"^XA^FDcut^FS" + b"^FO10,10^GB100,100,3^FS" * 400 + b"^XZ"
+    first = owner.submit(printer_id, cut, "application/x-zpl", "will be cut")
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    done = wait_job(owner, first["id"], 30, agent=agent)
+    assert done["semanticState"]["state"] == {
+        "type": "ABORTED", "device_action_cause": {"error_code": "DOWNLOAD_FAILURE"}}
+    agent.wait_line(r"download broke after 2000 bytes: .*body ended after 2000 of %d bytes" % len(cut))
+    received = zpl_printer.printer.received()
+    assert cut[:2000] + b"~JX" in received  # the cut-off format is cancelled on the printer
+    second = owner.submit(printer_id, LABEL, "application/x-zpl", "next one")
+    assert wait_job(owner, second["id"], 30, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    assert zpl_printer.printer.data().endswith(LABEL)
+
+
+def test_service_outage_is_survived(tmp_path, service, owner, zpl_printer, agents, device_tree):
+    flash, printer_id = claimed_flash(tmp_path, service, owner, zpl_printer, agents, device_tree)
+    service.faults.arm("http_error", count=3, interface="fetch", status=503, retry_after=1)
+    job = owner.submit(printer_id, LABEL, "application/x-zpl", "after outage")
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent.wait_line(r"fetch: HTTP 503; retrying in \d+ ms")
+    assert wait_job(owner, job["id"], 30, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    assert zpl_printer.printer.data().count(LABEL) == 1

@@ -1,0 +1,161 @@
+"""The simulated service against the protocol reference, over real HTTP."""
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tools.cloudsim.api import check_diff
+from tools.cloudsim.client import Client
+from tools.cloudsim.server import Service
+
+CDD = {"version": "1.0", "printer": {"supported_content_type": [{"content_type": "application/x-zpl"}]}}
+
+
+@pytest.fixture
+def svc(tmp_path):
+    s = Service(str(tmp_path / "svc"), log=lambda m: None).start()
+    yield s
+    s.stop()
+
+
+def call(svc, path, fields=None, method="POST", headers=None, proxy=True):
+    url = svc.http_url + path
+    data = None
+    if method == "GET" and fields:
+        url += "?" + urllib.parse.urlencode(fields)
+    elif fields is not None:
+        data = urllib.parse.urlencode(fields).encode()
+    h = {"X-CloudPrint-Proxy": "test"} if proxy else {}
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        return e.code, json.loads(body) if body.startswith(b"{") else body
+
+
+def register(svc, **extra):
+    fields = {"name": "p", "proxy": "px", "capabilities": json.dumps(CDD)}
+    fields.update(extra)
+    return call(svc, "/cloudprint/register", fields)[1]
+
+
+def claimed_printer(svc):
+    reg = register(svc)
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    owner.claim(reg["registration_token"])
+    pid = reg["printers"][0]["id"]
+    code = call(svc, "/cloudprint/getauthcode", {"printerid": pid, "oauth_client_id": svc.client["client_id"]},
+                method="GET")[1]["authorization_code"]
+    status, tok = call(svc, "/oauth2/token", {"grant_type": "authorization_code", "code": code,
+                                              "client_id": svc.client["client_id"],
+                                              "client_secret": svc.client["client_secret"],
+                                              "redirect_uri": "oob"})
+    assert status == 200
+    return pid, tok, owner, code
+
+
+def test_register_reply_follows_the_reference(svc):
+    reg = register(svc)
+    assert reg["success"] is True and isinstance(reg["token_duration"], str)
+    assert reg["polling_url"].endswith("oauth_client_id=")
+    assert reg["complete_invite_url"].endswith(reg["registration_token"])
+    assert isinstance(reg["printers"][0]["createTime"], str)
+
+
+def test_write_calls_need_the_proxy_header_or_xsrf(svc):
+    status, body = call(svc, "/cloudprint/register", {"name": "p", "proxy": "x", "capabilities": "{}"},
+                        proxy=False)
+    assert status == 200 and body["errorCode"] == 9
+    assert register(svc, capabilities="not json")["errorCode"] == 2
+
+
+def test_claim_poll_exchange_refresh_and_revocation(svc):
+    reg = register(svc)
+    pid = reg["printers"][0]["id"]
+    poll = {"printerid": pid, "oauth_client_id": svc.client["client_id"]}
+    assert call(svc, "/cloudprint/getauthcode", poll, method="GET")[1]["errorCode"] == 502
+    pid, tok, owner, code = claimed_printer(svc)
+    assert tok["refresh_token"] and tok["expires_in"] > 0
+    again = call(svc, "/oauth2/token", {"grant_type": "authorization_code", "code": code,
+                                        "client_id": svc.client["client_id"],
+                                        "client_secret": svc.client["client_secret"], "redirect_uri": "oob"})
+    assert again == (400, {"error": "invalid_grant", "error_description": "Code is unknown, used or expired."})
+    bad = call(svc, "/oauth2/token", {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"],
+                                      "client_id": svc.client["client_id"], "client_secret": "wrong"})
+    assert bad[0] == 401 and bad[1]["error"] == "invalid_client"
+    refresh = {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"],
+               "client_id": svc.client["client_id"], "client_secret": svc.client["client_secret"]}
+    assert call(svc, "/oauth2/token", refresh)[0] == 200
+    auth = {"Authorization": 'Bearer "%s"' % tok["access_token"]}  # quoted form is accepted
+    assert call(svc, "/cloudprint/delete", {"printerid": pid}, headers=auth)[1]["success"]
+    assert call(svc, "/oauth2/token", refresh)[1]["error"] == "invalid_grant"
+
+
+def test_auth_is_required_and_both_schemes_work(svc):
+    pid, tok, _, _ = claimed_printer(svc)
+    assert call(svc, "/cloudprint/fetch", {"printerid": pid})[0] == 403
+    for scheme in ("Bearer", "OAuth", "bearer"):
+        status, body = call(svc, "/cloudprint/fetch", {"printerid": pid}, method="GET",
+                            headers={"Authorization": "%s %s" % (scheme, tok["access_token"])})
+        assert status == 200 and body["errorCode"] == 413
+
+
+def test_job_state_machine_and_fetch(svc):
+    pid, tok, owner, _ = claimed_printer(svc)
+    auth = {"Authorization": "Bearer " + tok["access_token"]}
+    with pytest.raises(Exception, match="1005"):
+        owner.submit(pid, b"%PDF", "application/pdf")
+    job = owner.submit(pid, b"^XA^XZ", "application/x-zpl")
+    fetched = call(svc, "/cloudprint/fetch", {"printerid": pid}, headers=auth)[1]["jobs"]
+    assert [j["id"] for j in fetched] == [job["id"]]
+    assert fetched[0]["semanticState"]["delivery_attempts"] == 1
+
+    def control(diff):
+        return call(svc, "/cloudprint/control", {"jobid": job["id"], "semantic_state_diff": json.dumps(diff)},
+                    headers=auth)[1]
+    assert control({"state": {"type": "QUEUED"}})["errorCode"] == 2
+    assert control({"state": {"type": "STOPPED"}})["errorCode"] == 2
+    assert control({"state": {"type": "ABORTED", "service_action_cause": {"error_code": "OTHER"}}})["errorCode"] == 2
+    assert control({"state": {"type": "IN_PROGRESS"}})["success"]
+    assert call(svc, "/cloudprint/fetch", {"printerid": pid}, headers=auth)[1]["errorCode"] == 413
+    stopped = {"state": {"type": "STOPPED", "device_state_cause": {"error_code": "INPUT_TRAY"}}}
+    assert control(stopped)["success"] and control(stopped)["success"]  # repeats are idempotent
+    assert control({"state": {"type": "DONE"}, "pages_printed": "1"})["success"]
+    assert control({"state": {"type": "DONE"}})["success"]  # a retried DONE is harmless
+    assert control({"state": {"type": "IN_PROGRESS"}})["errorCode"] == 1003
+    final = owner.job(job["id"])["semanticState"]
+    assert final["state"] == {"type": "DONE"} and final["pages_printed"] == 1
+
+
+def test_download_needs_the_printers_token(svc):
+    pid, tok, owner, _ = claimed_printer(svc)
+    job = owner.submit(pid, b"^XA^FDx^FS^XZ", "application/x-zpl")
+    url = "/cloudprint/download?id=" + job["id"]
+    req = urllib.request.Request(svc.http_url + url, headers={"Authorization": "Bearer " + tok["access_token"]})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.read() == b"^XA^FDx^FS^XZ" and r.headers["Content-Length"] == "13"
+    assert call(svc, url, method="GET")[0] == 403
+
+
+def test_state_survives_a_restart(tmp_path):
+    data = str(tmp_path / "svc")
+    with Service(data, log=lambda m: None) as s1:
+        pid, _, owner, _ = claimed_printer(s1)
+        job = owner.submit(pid, b"^XA^XZ", "application/x-zpl")["id"]
+        key, secret = s1.owner_key, s1.client["client_secret"]
+    with Service(data, log=lambda m: None) as s2:
+        assert s2.owner_key == key and s2.client["client_secret"] == secret
+        owner = Client(s2.http_url + "/cloudprint", key)
+        assert owner.job(job)["semanticState"]["state"]["type"] == "QUEUED"
+        assert [p["id"] for p in owner.printers()] == [pid]
+
+
+def test_check_diff():
+    assert check_diff({"state": {"type": "ABORTED", "device_action_cause": {"error_code": "PRINT_FAILURE"}}}) is None
+    assert "exactly one cause" in check_diff({"state": {"type": "DONE", "device_action_cause": {"error_code": "OTHER"}}})
+    assert "negative" in check_diff({"pages_printed": -1})

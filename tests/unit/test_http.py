@@ -1,0 +1,137 @@
+import pytest
+
+from firmware import http as H
+from tests.fakes import Connector, FakeClock, FakeConn, http_reply
+
+
+def client(*conns, clock=None, deadline_ms=60000):
+    return H.Http(Connector(*conns), clock or FakeClock(), timeout_s=5, deadline_ms=deadline_ms)
+
+
+def read_body(resp, size=3):
+    out = bytearray()
+    buf = bytearray(size)
+    mv = memoryview(buf)
+    while True:
+        n = resp.readinto(mv)
+        if n == 0:
+            return bytes(out)
+        out += buf[:n]
+
+
+def test_request_bytes_on_the_wire():
+    conn = FakeConn(http_reply(200, b"ok"))
+    c = client(conn)
+    body = '{"name": "Grüße €"}'.encode()
+    resp = c.request("POST", "http://example.test:8080/a/b?x=1", [("X-A", "1")], body)
+    assert resp.status == 200
+    head, _, sent_body = bytes(conn.written).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [b"POST /a/b?x=1 HTTP/1.1", b"Host: example.test:8080",
+                                    b"Connection: close", b"X-A: 1", b"Content-Length: 23"]
+    assert sent_body == body
+
+
+def test_default_port_is_left_out_of_host():
+    conn = FakeConn(http_reply(204))
+    client(conn).request("GET", "https://example.test/x")
+    assert b"Host: example.test\r\n" in conn.written
+
+
+def test_content_length_body_streams_in_small_reads():
+    body = bytes(range(256)) * 40
+    resp = client(FakeConn(http_reply(200, body), chunk=13)).request("GET", "http://h/x")
+    assert read_body(resp, 64) == body
+
+
+def test_chunked_body_is_decoded():
+    body = b"hello chunked world, with several chunks"
+    resp = client(FakeConn(http_reply(200, body, chunked=True))).request("GET", "http://h/x")
+    assert read_body(resp) == body
+
+
+def test_body_shorter_than_content_length_is_an_error():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40
+    resp = client(FakeConn(raw)).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="40 of 100"):
+        read_body(resp)
+
+
+def test_non_ascii_content_length_is_refused():
+    raw = "HTTP/1.1 200 OK\r\nContent-Length: ١٠\r\n\r\n".encode() + b"x" * 10
+    with pytest.raises(H.HttpError, match="Content-Length"):
+        client(FakeConn(raw)).request("GET", "http://h/x")
+
+
+def test_chunk_with_bad_size_is_an_error():
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+    resp = client(FakeConn(raw)).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="chunk size"):
+        read_body(resp)
+
+
+def test_not_http_is_an_error():
+    with pytest.raises(H.HttpError, match="not an HTTP reply"):
+        client(FakeConn(b"SSH-2.0-OpenSSH\r\n\r\n")).request("GET", "http://h/x")
+
+
+def test_header_line_longer_than_the_buffer_is_an_error():
+    raw = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+    with pytest.raises(H.HttpError, match="longer than"):
+        client(FakeConn(raw, chunk=512)).request("GET", "http://h/x")
+
+
+def test_deadline_bounds_a_dripping_server():
+    clock = FakeClock()
+    raw = http_reply(200, b"x" * 1000)
+    conn = FakeConn(raw, chunk=1, clock=clock, ms_per_read=1000)  # one byte a second
+    with pytest.raises(H.HttpError, match="deadline"):
+        read_body(client(conn, clock=clock, deadline_ms=30000).request("GET", "http://h/x"))
+    assert clock.now <= 1000 + 30000 + 1000
+
+
+def test_read_all_limits_the_size():
+    resp = client(FakeConn(http_reply(200, b"x" * 100))).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="limit"):
+        resp.read_all(50)
+    resp = client(FakeConn(http_reply(200, b"y" * 100, chunked=True))).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="limit"):
+        resp.read_all(50)
+
+
+def test_connect_failure_and_tls_refusal_are_classified():
+    with pytest.raises(H.HttpError, match="connect to h:80 failed"):
+        client(OSError(111, "ECONNREFUSED")).request("GET", "http://h/x")
+    with pytest.raises(H.TlsRejected, match="not correctly signed"):
+        client(ValueError("The certificate is not correctly signed by the trusted CA")).request(
+            "GET", "https://h/x")
+
+
+def test_tls_refusal_on_first_read_is_classified_and_closes():
+    conn = FakeConn([ValueError("certificate validity has expired")])
+    with pytest.raises(H.TlsRejected, match="expired"):
+        client(conn).request("GET", "https://h/x")
+    assert conn.closed
+
+
+def test_header_injection_is_refused_before_connecting():
+    connector = Connector()
+    c = H.Http(connector, FakeClock())
+    with pytest.raises(ValueError):
+        c.request("GET", "http://h/x", [("Authorization", "Bearer a\r\nX-Evil: 1")])
+    assert connector.calls == []
+
+
+def test_parse_url():
+    assert H.parse_url("https://a.b/c?d") == (True, "a.b", 443, "/c?d")
+    assert H.parse_url("http://127.0.0.1:8080") == (False, "127.0.0.1", 8080, "/")
+    for bad in ("ftp://x/", "http://:80/", "http://h:x/"):
+        with pytest.raises(ValueError):
+            H.parse_url(bad)
+
+
+def test_urlencode_and_multipart():
+    assert H.urlencode([("a b", "c&d=é")]) == "a%20b=c%26d%3D%C3%A9"
+    body = H.multipart([("x", "1", None), ("j", "{}", "application/json")], "BB")
+    assert body == (b'--BB\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n'
+                    b'--BB\r\nContent-Disposition: form-data; name="j"\r\nContent-Type: '
+                    b'application/json\r\n\r\n{}\r\n--BB--\r\n')

@@ -1,0 +1,115 @@
+import pytest
+
+from firmware.cloudprint import ApiError, ServiceError
+from firmware.http import HttpError
+from firmware.jobs import JobRunner
+from firmware.backoff import Backoff
+from firmware.printers.zpl import ZplDriver, HS
+from tests.fakes import FakeClock, FakeUart, ListLog
+
+READY_HS = (b"\x02030,0,0,1225,000,0,0,0,000,0,0,0\x03\r\n"
+            b"\x02001,0,0,0,0,2,6,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n")
+PAPER_OUT_HS = READY_HS.replace(b"030,0,0", b"030,1,0")
+
+
+class Body:
+    def __init__(self, data, fail_after=None, status=200):
+        self.data = data
+        self.pos = 0
+        self.fail_after = fail_after
+        self.status = status
+        self.closed = False
+
+    def readinto(self, mv):
+        if self.fail_after is not None and self.pos >= self.fail_after:
+            raise HttpError("body ended after %d of %d bytes" % (self.pos, len(self.data)))
+        n = min(len(mv), len(self.data) - self.pos, 300)
+        mv[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self):
+        self.closed = True
+
+
+class Api:
+    def __init__(self, jobs, body, control_errors=()):
+        self.jobs = jobs
+        self.body = body
+        self.controls = []
+        self.control_errors = list(control_errors)
+
+    def fetch(self, printer_id):
+        return self.jobs
+
+    def download(self, url, accept, deadline_ms):
+        self.accept = accept
+        return self.body
+
+    def control(self, job_id, diff):
+        if self.control_errors:
+            raise self.control_errors.pop(0)
+        self.controls.append((job_id, diff))
+
+
+def runner(api, hs=READY_HS):
+    uart = FakeUart({HS: hs})
+    clock = FakeClock()
+    r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), 256, 60000)
+    return r, uart
+
+
+JOB = {"id": "j1", "contentType": "application/x-zpl", "fileUrl": "http://svc/download?id=j1"}
+LABELS = b"^XA^FDone^FS^XZ" * 40
+
+
+def test_job_streams_and_reports_done_with_label_count():
+    api = Api([JOB], Body(LABELS))
+    r, uart = runner(api)
+    assert r.run_pending("p1") == 1
+    assert LABELS in bytes(uart.sent)
+    assert api.controls == [("j1", {"state": {"type": "IN_PROGRESS"}}),
+                            ("j1", {"state": {"type": "DONE"}, "pages_printed": 40})]
+    assert api.accept == "application/x-zpl" and api.body.closed
+
+
+def test_cut_download_aborts_and_recovers_the_printer():
+    api = Api([JOB], Body(LABELS, fail_after=300))
+    r, uart = runner(api)
+    r.run_pending("p1")
+    assert api.controls[-1] == ("j1", {"state": {"type": "ABORTED",
+                                                 "device_action_cause": {"error_code": "DOWNLOAD_FAILURE"}}})
+    assert bytes(uart.sent).endswith(b"~JX")
+
+
+def test_download_404_aborts():
+    api = Api([JOB], Body(b"", status=404))
+    r, _ = runner(api)
+    r.run_pending("p1")
+    assert api.controls[-1][1]["state"]["type"] == "ABORTED"
+
+
+def test_wrong_content_type_is_never_sent_to_the_printer():
+    api = Api([dict(JOB, contentType="application/pdf")], Body(b"%PDF-1.4"))
+    r, uart = runner(api)
+    r.run_pending("p1")
+    assert b"%PDF" not in bytes(uart.sent)
+    assert api.controls[-1][1]["state"]["device_action_cause"] == {"error_code": "DOWNLOAD_FAILURE"}
+
+
+def test_printer_not_ready_leaves_jobs_queued():
+    api = Api([JOB], Body(LABELS))
+    r, uart = runner(api, PAPER_OUT_HS)
+    assert r.run_pending("p1") == 0
+    assert api.controls == [] and LABELS not in bytes(uart.sent)
+
+
+def test_report_retries_transient_failures_and_drops_finished_jobs():
+    api = Api([JOB], Body(LABELS), [ServiceError("HTTP 503"), HttpError("reset")])
+    r, _ = runner(api)
+    r.run_pending("p1")
+    assert [d["state"]["type"] for _, d in api.controls] == ["IN_PROGRESS", "DONE"]
+    api = Api([JOB], Body(LABELS), [ApiError("control", 1003, "Can't modify the finished job.")])
+    r, uart = runner(api)
+    r.run_pending("p1")
+    assert api.controls == [] and LABELS not in bytes(uart.sent)
