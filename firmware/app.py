@@ -161,11 +161,12 @@ class Agent:
                     if seed:
                         api.tokens.seed(seed[0], seed[1])
                         seed = None
-                runner.run_pending(creds["printer_id"])
+                handled = runner.run_pending(creds["printer_id"])
                 gc.collect()
                 log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())
                 self.backoff.reset()
-                delay_ms = settings["poll_interval_s"] * 1000
+                # after finished jobs, fetch again at once: more may be queued
+                delay_ms = 0 if handled else settings["poll_interval_s"] * 1000
             except oauth.Revoked as e:
                 self.forget_registration(e)
                 creds = None

@@ -113,6 +113,8 @@ def validate(schema, raw, what):
             errors.append("%s: missing" % key)
         else:
             out[key] = spec[1]
+    if out.get("flow_control") == "rtscts" and (out.get("uart_rts") is None or out.get("uart_cts") is None):
+        errors.append("flow_control: rtscts needs uart_rts and uart_cts")
     if errors:
         raise ConfigError("%s: %s" % (what, "; ".join(errors)))
     return out

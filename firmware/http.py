@@ -77,11 +77,11 @@ def multipart(fields, boundary):
 class _Reader:
     """Buffered reads from the connection, each checked against the deadline."""
 
-    def __init__(self, conn, deadline):
+    def __init__(self, conn, deadline, buf):
         self._conn = conn
         self._deadline = deadline
-        self._buf = bytearray(LINE_MAX)
-        self._mv = memoryview(self._buf)
+        self._buf = buf
+        self._mv = memoryview(buf)
         self._start = 0
         self._end = 0
 
@@ -224,6 +224,8 @@ class Http:
         self._clock = clock
         self.timeout_s = timeout_s
         self.deadline_ms = deadline_ms
+        self._line = bytearray(LINE_MAX)  # reused by every request: one at a time
+        self._last = None
 
     def request(self, method, url, headers=(), body=None, deadline_ms=None):
         use_tls, host, port, target = parse_url(url)
@@ -231,6 +233,9 @@ class Http:
             if "\r" in value or "\n" in value:
                 raise ValueError("header %s holds a line break" % name)
         deadline = Deadline(self._clock, deadline_ms or self.deadline_ms)
+        if self._last is not None:
+            self._last.close()  # its reader shares our line buffer
+            self._last = None
         try:
             conn = self._connect(host, port, use_tls, self.timeout_s)
         except ValueError as e:
@@ -239,7 +244,7 @@ class Http:
             raise HttpError("connect to %s:%d failed: %s" % (host, port, e))
         try:
             _send(conn, method, host, port, use_tls, target, headers, body)
-            reader = _Reader(conn, deadline)
+            reader = _Reader(conn, deadline, self._line)
             status = _status_line(reader.readline())
             hdrs = {}
             for _ in range(MAX_HEADERS):
@@ -253,7 +258,8 @@ class Http:
                         hdrs[name] = line[i + 1:].decode().strip()
             else:
                 raise HttpError("too many header lines")
-            return Response(conn, reader, status, hdrs)
+            self._last = Response(conn, reader, status, hdrs)
+            return self._last
         except ValueError as e:  # a TLS verification failure surfaces on first I/O
             conn.close()
             raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))

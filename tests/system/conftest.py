@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from tools.hostrun import Agent, ROOT
+from tools.hostrun import Agent
 from tools import build
 from tools.cloudsim.client import Client
 from tools.cloudsim.server import Service

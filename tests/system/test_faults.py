@@ -41,3 +41,18 @@ def test_service_outage_is_survived(tmp_path, service, owner, zpl_printer, agent
     agent.wait_line(r"fetch: HTTP 503; retrying in \d+ ms")
     assert wait_job(owner, job["id"], 30, agent=agent)["semanticState"]["state"]["type"] == "DONE"
     assert zpl_printer.printer.data().count(LABEL) == 1
+
+
+def test_a_burst_of_queued_jobs_all_print_exactly_once(tmp_path, service, owner, zpl_printer, agents,
+                                                        device_tree):
+    flash, printer_id = claimed_flash(tmp_path, service, owner, zpl_printer, agents, device_tree)
+    labels = [b"^XA^FDburst %02d^FS^XZ" % i for i in range(20)]
+    jobs = [owner.submit(printer_id, label, "application/x-zpl", "burst %d" % i)
+            for i, label in enumerate(labels)]
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    for job in jobs:
+        assert wait_job(owner, job["id"], 60, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    data = zpl_printer.printer.data()
+    assert [data.count(label) for label in labels] == [1] * 20
+    positions = [data.index(label) for label in labels]
+    assert positions == sorted(positions)  # oldest first

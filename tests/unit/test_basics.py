@@ -36,6 +36,9 @@ def test_board_errors():
         config.validate(config.BOARD, {"board": "b", "printer_language": "zpl", "baudrate": 12345}, "b")
     with pytest.raises(config.ConfigError, match="uart_tx: not a GPIO"):
         config.validate(config.BOARD, {"board": "b", "printer_language": "zpl", "uart_tx": 99}, "b")
+    with pytest.raises(config.ConfigError, match="rtscts needs uart_rts and uart_cts"):
+        config.validate(config.BOARD, {"board": "b", "printer_language": "zpl",
+                                       "flow_control": "rtscts", "uart_rts": 4}, "b")
     with pytest.raises(config.ConfigError, match="expected a JSON object"):
         config.validate(config.BOARD, [1], "b")
 

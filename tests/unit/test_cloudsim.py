@@ -132,6 +132,15 @@ def test_job_state_machine_and_fetch(svc):
     assert final["state"] == {"type": "DONE"} and final["pages_printed"] == 1
 
 
+def test_fetch_hands_out_a_bounded_batch_oldest_first(svc):
+    pid, tok, owner, _ = claimed_printer(svc)
+    ids = [owner.submit(pid, b"^XA^XZ", "application/x-zpl", "t" * 500)["id"] for _ in range(11)]
+    auth = {"Authorization": "Bearer " + tok["access_token"]}
+    status, body = call(svc, "/cloudprint/fetch", {"printerid": pid}, headers=auth)
+    assert [j["id"] for j in body["jobs"]] == ids[:8]
+    assert all(len(j["title"]) == 200 for j in body["jobs"])
+
+
 def test_download_needs_the_printers_token(svc):
     pid, tok, owner, _ = claimed_printer(svc)
     job = owner.submit(pid, b"^XA^FDx^FS^XZ", "application/x-zpl")

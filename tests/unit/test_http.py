@@ -135,3 +135,11 @@ def test_urlencode_and_multipart():
     assert body == (b'--BB\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n'
                     b'--BB\r\nContent-Disposition: form-data; name="j"\r\nContent-Type: '
                     b'application/json\r\n\r\n{}\r\n--BB--\r\n')
+
+
+def test_a_new_request_closes_the_previous_response():
+    first = FakeConn(http_reply(200, b"a" * 50))
+    c = client(first, FakeConn(http_reply(200, b"bb")))
+    c.request("GET", "http://h/1")
+    second = c.request("GET", "http://h/2")
+    assert first.closed and read_body(second) == b"bb"

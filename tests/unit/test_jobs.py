@@ -1,5 +1,3 @@
-import pytest
-
 from firmware.cloudprint import ApiError, ServiceError
 from firmware.http import HttpError
 from firmware.jobs import JobRunner

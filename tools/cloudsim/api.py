@@ -29,6 +29,10 @@ CAUSES = {
     "device_action_cause": ("error_code", ("DOWNLOAD_FAILURE", "INVALID_TICKET", "PRINT_FAILURE",
                                            "OTHER")),
 }
+# [P] /fetch hands out at most this many QUEUED jobs, oldest first, so a printer's reply
+# stays small; the rest come with the next fetch, which the agent makes at once.
+FETCH_LIMIT = 8
+MAX_TITLE = 200
 WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
 
 
@@ -491,7 +495,7 @@ class Api:
             rows = s.q("SELECT id, content_type, delivery_attempts FROM jobs WHERE printer_id=? AND "
                        "json_extract(state, '$.state.type')='QUEUED' ORDER BY create_ms, rowid",
                        (printer_id,))
-            ids = [r["id"] for r in rows if r["content_type"] in accepted]
+            ids = [r["id"] for r in rows if r["content_type"] in accepted][:FETCH_LIMIT]
             for job_id in ids:
                 s.x("UPDATE jobs SET delivery_attempts=delivery_attempts+1 WHERE id=?", (job_id,))
         if not ids:
@@ -599,11 +603,12 @@ class Api:
             ticket = json.loads(req.value("ticket") or '{"version":"1.0","print":{}}')
         except ValueError:
             return failure(ERR_MISSING, "ticket is not valid JSON.")
+        title = (req.value("title") or "untitled")[:MAX_TITLE]
         job_id, t = new_id(), now_ms()
         state = {"version": "1.0", "state": {"type": "QUEUED"}}
         self.store.x("INSERT INTO jobs (id, printer_id, title, owner, content_type, content, ticket,"
                      " state, create_ms, update_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                     (job_id, printer["id"], req.value("title") or "untitled", req.principal[1], ctype,
+                     (job_id, printer["id"], title, req.principal[1], ctype,
                       content, json.dumps(ticket), json.dumps(state), t, t))
         self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], len(content)))
         job = self.store.one("SELECT * FROM jobs WHERE id=?", (job_id,))
