@@ -168,3 +168,20 @@ def test_check_diff():
     assert check_diff({"state": {"type": "ABORTED", "device_action_cause": {"error_code": "PRINT_FAILURE"}}}) is None
     assert "exactly one cause" in check_diff({"state": {"type": "DONE", "device_action_cause": {"error_code": "OTHER"}}})
     assert "negative" in check_diff({"pages_printed": -1})
+
+
+def test_command_line_client_submits_and_lists(svc, tmp_path, capsys):
+    from tools.cloudsim import client as cli
+    pid, _, _, _ = claimed_printer(svc)
+    label = tmp_path / "label.zpl"
+    label.write_bytes(b"^XA^FDcli^FS^XZ")
+    base = ["--url", svc.https_url + "/cloudprint", "--ca", svc.certs["ca_pem"],
+            "--key-file", str(tmp_path / "svc" / "owner.key")]
+    assert cli.main(base + ["submit", pid, str(label), "--copies", "2"]) == 0
+    job_id, state = capsys.readouterr().out.split()
+    assert state == "QUEUED"
+    assert cli.main(base + ["jobs", "--printer", pid]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(job_id) and "QUEUED" in line and "label.zpl" in line
+    assert cli.main(base + ["submit", "no-such-printer", str(label)]) == 1
+    assert "Unknown printer" in capsys.readouterr().err
