@@ -67,7 +67,8 @@ def make_driver(board, uart, clock):
         from firmware.printers.zpl import ZplDriver as D
     else:
         from firmware.printers.escpos import EscPosDriver as D
-    return D(uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"])
+    return D(uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"],
+             board["flow_control"] == "xonxoff")
 
 
 class Agent:

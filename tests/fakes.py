@@ -100,11 +100,13 @@ def http_reply(status, body=b"", headers=(), chunked=False):
 class FakeUart:
     """machine.UART's shape. accept(n) says how many bytes each write takes (None = all)."""
 
-    def __init__(self, replies=None, accept=None):
+    def __init__(self, replies=None, accept=None, rx_chunk=64):
         self.sent = bytearray()
-        self.replies = dict(replies or {})  # request bytes -> reply bytes
+        # request bytes -> reply bytes, or a list of replies given in turn (the last repeats)
+        self.replies = dict(replies or {})
         self.rx = bytearray()
         self.accept = accept
+        self.rx_chunk = rx_chunk
 
     def write(self, buf):
         data = bytes(buf)
@@ -116,13 +118,15 @@ class FakeUart:
         self.sent += data
         for req, reply in self.replies.items():
             if data.endswith(req):
+                if isinstance(reply, list):
+                    reply = reply.pop(0) if len(reply) > 1 else reply[0]
                 self.rx += reply
         return len(data)
 
     def readinto(self, buf):
         if not self.rx:
             return None
-        n = min(len(buf), len(self.rx))
+        n = min(len(buf), len(self.rx), self.rx_chunk)
         buf[:n] = self.rx[:n]
         del self.rx[:n]
         return n

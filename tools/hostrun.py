@@ -48,7 +48,8 @@ class Agent:
         if heap:
             cmd += ["-X", "heapsize=" + heap]
         cmd += [os.path.join(tree, "main.py"), "--flash", flash_dir,
-                "--board", os.path.join(BOARDS, board + ".json"), "--printer", printer_address]
+                "--board", board if board.endswith(".json") else os.path.join(BOARDS, board + ".json"),
+                "--printer", printer_address]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=flash_dir)
         self.lines = []

@@ -1,5 +1,6 @@
-# What every printer driver shares: bounded UART writes with stall detection, a status
-# query with a reply deadline, and one printer-state model.
+# What every printer driver shares: bounded UART writes with stall detection, software
+# XON/XOFF, a demultiplexer for the receive stream, status queries with a reply
+# deadline, waiting for the printer to drain a job, and one printer-state model.
 #
 # The UART port has machine.UART's shape: write(buf) -> n | None, readinto(buf) -> n | None.
 
@@ -9,6 +10,11 @@ HEAD_OPEN = "head_open"
 PAUSED = "paused"
 NOT_ANSWERING = "not_answering"
 
+XON = 0x11
+XOFF = 0x13
+REPLY_MAX = 512
+DRAIN_POLL_MS = 200
+
 
 class PrinterError(Exception):
     pass
@@ -16,6 +22,14 @@ class PrinterError(Exception):
 
 class PrinterStall(PrinterError):
     """The printer stopped taking bytes for longer than the stall timeout."""
+
+
+class PrinterFault(PrinterError):
+    """The printer reports a state that stops printing (paper out, head open, ...)."""
+
+    def __init__(self, state):
+        super().__init__("printer is %s" % state)
+        self.state = state
 
 
 class MarkCounter:
@@ -71,15 +85,39 @@ class Driver:
     content_type = None
     page_mark = None  # the bytes that mark one printed page (label end, cut)
 
-    def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000):
+    def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False):
         self._uart = uart
         self._clock = clock
         self._stall_ms = stall_ms
         self._status_timeout_ms = status_timeout_ms
+        self._xonxoff = xonxoff
+        self._xoff = False
         self._rx = bytearray(64)
+        self.reply = bytearray()  # reply bytes, with flow control and unsolicited status taken out
         self._marks = MarkCounter(self.page_mark)
         self.pages = 0
 
+    # ---- the receive stream
+    def poll_rx(self):
+        """Take what the printer sent: flow control, unsolicited status, replies."""
+        for _ in range(16):
+            n = self._uart.readinto(self._rx)
+            if not n:
+                return
+            for i in range(n):
+                b = self._rx[i]
+                if b == XOFF:
+                    self._xoff = True
+                elif b == XON:
+                    self._xoff = False
+                elif not self.unsolicited(b) and len(self.reply) < REPLY_MAX:
+                    self.reply.append(b)
+
+    def unsolicited(self, b):
+        """True if b belongs to an unsolicited status message (consumed here)."""
+        return False
+
+    # ---- sending
     def write(self, data):
         """Send all of data (bytes or memoryview); PrinterStall if the printer stops."""
         mv = data if isinstance(data, memoryview) else memoryview(data)
@@ -88,37 +126,35 @@ class Driver:
         clock = self._clock
         last = clock.ticks_ms()
         while off < total:
-            n = self._uart.write(mv[off:] if off else mv)
+            if self._xonxoff:
+                self.poll_rx()
+            n = None
+            if not self._xoff:
+                n = self._uart.write(mv[off:] if off else mv)
             now = clock.ticks_ms()
             if n:
                 off += n
                 last = now
-            elif clock.ticks_diff(now, last) > self._stall_ms:
-                raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
-
-    def _drain_rx(self):
-        for _ in range(64):
-            if not self._uart.readinto(self._rx):
-                return
+            else:
+                if clock.ticks_diff(now, last) > self._stall_ms:
+                    raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
+                if self._xoff:
+                    clock.sleep_ms(5)
 
     def _query(self, request, done):
-        """Send request, collect the reply until done(reply) or the status timeout.
-        The reply is None when nothing complete came back in time."""
-        self._drain_rx()
+        """Send request; the reply once done(reply) says it is complete, None on timeout."""
+        self.poll_rx()
+        self.reply = bytearray()
         self.write(request)
-        reply = b""
         end = self._clock.ticks_add(self._clock.ticks_ms(), self._status_timeout_ms)
         while self._clock.ticks_diff(end, self._clock.ticks_ms()) > 0:
-            n = self._uart.readinto(self._rx)
-            if n:
-                reply += bytes(self._rx[:n])
-                if done(reply):
-                    return reply
-                if len(reply) > 512:
-                    return None
+            self.poll_rx()
+            if done(self.reply):
+                return bytes(self.reply)
+            self._clock.sleep_ms(2)
         return None
 
-    # Per-language hooks
+    # ---- per job
     def begin_job(self):
         self.pages = 0
         self._marks.reset()
@@ -129,9 +165,33 @@ class Driver:
         self.pages += self._marks.count(buf, n)
 
     def end_job(self, complete):
-        pass
+        if complete:
+            self.wait_drained()
 
+    def wait_drained(self):
+        """Return once the printer has printed everything sent; PrinterFault if it reports
+        an error, PrinterStall if it makes no progress for the stall timeout."""
+        last_left = None
+        since = self._clock.ticks_ms()
+        while True:
+            state, left = self.progress()
+            if state not in (READY, NOT_ANSWERING):
+                raise PrinterFault(state)
+            if state == READY and left == 0:
+                return
+            now = self._clock.ticks_ms()
+            if left != last_left and state == READY:
+                last_left, since = left, now
+            elif self._clock.ticks_diff(now, since) > self._stall_ms:
+                raise PrinterStall("printer did not finish the job within %d s" % (self._stall_ms // 1000))
+            self._clock.sleep_ms(DRAIN_POLL_MS)
+
+    # Per-language
     def status(self):
+        raise NotImplementedError
+
+    def progress(self):
+        """(state, how much is still to print: 0 when done)."""
         raise NotImplementedError
 
     def claim_ticket(self, token, invite_url, complete_url):

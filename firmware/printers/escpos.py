@@ -1,23 +1,50 @@
-# Epson ESC/POS: no job framing; DLE EOT n real-time status; GS V cuts count as pages.
+# Epson ESC/POS: no job framing; DLE EOT n real-time status; GS V cuts count as pages;
+# GS r n, answered only once everything before it is processed, marks the end of a job.
+# The receive stream mixes DLE EOT replies (0xx1xx10), automatic status back messages
+# (4 bytes, the first 0xx1xx00) and GS r replies (0xx0xxxx) (reference §2.3).
 from firmware.printers import base
 
 INIT = b"\x1b@"
 DLE_EOT = b"\x10\x04"
+PAPER_SENSOR = b"\x1dr\x01"
 
 
-def _one_status_byte(reply):
-    # A DLE EOT reply has the pattern 0xx1xx10 (reference §2.3).
+def _is_status(b):
+    return b & 0x93 == 0x12
+
+
+def _has_status(reply):
     for b in reply:
-        if b & 0x93 == 0x12:
+        if _is_status(b):
+            return True
+    return False
+
+
+def _has_marker(reply):
+    for b in reply:
+        if b & 0x90 == 0:
             return True
     return False
 
 
 def status_byte(reply):
     for b in reply:
-        if b & 0x93 == 0x12:
+        if _is_status(b):
             return b
     return None
+
+
+def state_from(printer, cause):
+    """The printer state from DLE EOT 1 and (when offline) DLE EOT 2 replies."""
+    if not printer & 0x08:
+        return base.READY
+    if cause is None:
+        return base.NOT_ANSWERING
+    if cause & 0x04:
+        return base.HEAD_OPEN
+    if cause & 0x20:
+        return base.PAPER_OUT
+    return base.PAUSED
 
 
 def _qr(data):
@@ -35,24 +62,38 @@ class EscPosDriver(base.Driver):
     content_type = "application/x-escpos"
     page_mark = b"\x1dV"
 
+    def __init__(self, *args, **kwargs):
+        base.Driver.__init__(self, *args, **kwargs)
+        self._asb_left = 0
+        self.asb = bytearray(4)  # the last automatic status back message
+
+    def unsolicited(self, b):
+        if self._asb_left:
+            self.asb[4 - self._asb_left] = b
+            self._asb_left -= 1
+            return True
+        if b & 0x93 == 0x10:  # the first byte of an ASB message
+            self.asb[0] = b
+            self._asb_left = 3
+            return True
+        return False
+
     def _ask(self, n):
-        reply = self._query(DLE_EOT + bytes((n,)), _one_status_byte)
+        reply = self._query(DLE_EOT + bytes((n,)), _has_status)
         return None if reply is None else status_byte(reply)
 
     def status(self):
         printer = self._ask(1)
         if printer is None:
             return base.NOT_ANSWERING
-        if not printer & 0x08:  # online
-            return base.READY
-        cause = self._ask(2)
-        if cause is None:
-            return base.NOT_ANSWERING
-        if cause & 0x04:
-            return base.HEAD_OPEN
-        if cause & 0x20:
-            return base.PAPER_OUT
-        return base.PAUSED
+        return state_from(printer, self._ask(2) if printer & 0x08 else 0)
+
+    def progress(self):
+        state = self.status()
+        if state != base.READY:
+            return state, None
+        # A GS r reply proves everything sent before it has been processed.
+        return state, 0 if self._query(PAPER_SENSOR, _has_marker) is not None else 1
 
     def claim_ticket(self, token, invite_url, complete_url):
         return (INIT + b"\x1ba\x01"

@@ -10,26 +10,28 @@ def _three_lines(reply):
 
 
 def parse_host_status(reply):
-    """The state from a ~HS reply (three STX..ETX lines); NOT_ANSWERING if malformed."""
+    """(state, formats still to print) from a ~HS reply (three STX..ETX lines);
+    (NOT_ANSWERING, None) if it is malformed."""
     lines = []
     start = 0
     while len(lines) < 3:
         s = reply.find(b"\x02", start)
         e = reply.find(b"\x03", s + 1) if s >= 0 else -1
         if s < 0 or e < 0:
-            return base.NOT_ANSWERING
+            return base.NOT_ANSWERING, None
         lines.append(reply[s + 1:e].split(b","))
         start = e + 1
     one, two = lines[0], lines[1]
-    if len(one) < 12 or len(two) < 11:
-        return base.NOT_ANSWERING
+    if len(one) < 12 or len(two) < 11 or not one[4].isdigit():
+        return base.NOT_ANSWERING, None
+    left = int(one[4]) + (1 if one[7] == b"1" else 0)
     if one[1] == b"1":
-        return base.PAPER_OUT
+        return base.PAPER_OUT, left
     if two[2] == b"1":
-        return base.HEAD_OPEN
+        return base.HEAD_OPEN, left
     if one[2] == b"1":
-        return base.PAUSED
-    return base.READY
+        return base.PAUSED, left
+    return base.READY, left
 
 
 class ZplDriver(base.Driver):
@@ -41,12 +43,17 @@ class ZplDriver(base.Driver):
         if not complete:
             # A cut-off format would swallow the start of the next job.
             self.write(CANCEL_PARTIAL)
+            return
+        self.wait_drained()
 
-    def status(self):
+    def progress(self):
         reply = self._query(HS, _three_lines)
         if reply is None:
-            return base.NOT_ANSWERING
+            return base.NOT_ANSWERING, None
         return parse_host_status(reply)
+
+    def status(self):
+        return self.progress()[0]
 
     def claim_ticket(self, token, invite_url, complete_url):
         return ("^XA^CI28^FH_"

@@ -185,3 +185,16 @@ def test_command_line_client_submits_and_lists(svc, tmp_path, capsys):
     assert line.startswith(job_id) and "QUEUED" in line and "label.zpl" in line
     assert cli.main(base + ["submit", "no-such-printer", str(label)]) == 1
     assert "Unknown printer" in capsys.readouterr().err
+
+
+def test_simulated_zpl_engine_prints_labels_split_across_steps(tmp_path):
+    from tools.printersim.printer import make
+    p = make("zpl", str(tmp_path), print_rate=1000)
+    stream = b"junk^XA^FDone^FS^XZ^XA^FDtwo^FS^XZ"
+    p.feed(stream)
+    t = 0.0
+    p.engine_step(t)
+    for _ in range(200):  # a few bytes per step: every boundary position occurs
+        t += 0.003
+        p.engine_step(t)
+    assert p.printed == [b"^XA^FDone^FS^XZ", b"^XA^FDtwo^FS^XZ"]

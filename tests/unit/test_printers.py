@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given, strategies as st
 
 from firmware.printers import base
@@ -13,11 +14,85 @@ HS_SAMPLE = (b"\x02030,1,1,1225,000,0,0,0,000,0,0,0\x03\r\n"
 
 
 def test_host_status_parsing():
-    assert parse_host_status(HS_OK) == base.READY
-    assert parse_host_status(HS_SAMPLE) == base.PAPER_OUT
-    assert parse_host_status(HS_OK.replace(b"001,0,0,0", b"001,0,1,0")) == base.HEAD_OPEN
-    assert parse_host_status(HS_OK.replace(b"030,0,0", b"030,0,1")) == base.PAUSED
-    assert parse_host_status(b"\x02030,0\x03") == base.NOT_ANSWERING
+    assert parse_host_status(HS_OK) == (base.READY, 0)
+    assert parse_host_status(HS_SAMPLE) == (base.PAPER_OUT, 0)
+    assert parse_host_status(HS_OK.replace(b"001,0,0,0", b"001,0,1,0"))[0] == base.HEAD_OPEN
+    assert parse_host_status(HS_OK.replace(b"030,0,0", b"030,0,1"))[0] == base.PAUSED
+    assert parse_host_status(hs(formats=3, partial=1)) == (base.READY, 4)
+    assert parse_host_status(b"\x02030,0\x03") == (base.NOT_ANSWERING, None)
+
+
+def hs(formats=0, partial=0, paper=0):
+    return (b"\x02030,%d,0,1225,%03d,0,0,%d,000,0,0,0\x03\r\n" % (paper, formats, partial)
+            + b"\x02001,0,0,0,0,2,6,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n")
+
+
+def test_a_reply_split_across_reads_is_reassembled():
+    d = ZplDriver(FakeUart({HS: hs(formats=2)}, rx_chunk=1), FakeClock(), status_timeout_ms=10000)
+    assert d.progress() == (base.READY, 2)
+
+
+def test_drain_waits_until_the_printer_has_printed_everything():
+    uart = FakeUart({HS: [hs(formats=3), hs(formats=2, partial=1), hs(formats=1), hs()]})
+    clock = FakeClock()
+    ZplDriver(uart, clock, stall_ms=5000).end_job(True)
+    assert uart.sent.count(HS) == 4
+
+
+def test_drain_reports_a_fault_and_a_printer_that_stops_printing():
+    d = ZplDriver(FakeUart({HS: [hs(formats=2), hs(formats=1, paper=1)]}), FakeClock())
+    with pytest.raises(base.PrinterFault) as e:
+        d.end_job(True)
+    assert e.value.state == base.PAPER_OUT
+    stuck = ZplDriver(FakeUart({HS: hs(formats=2)}), FakeClock(), stall_ms=3000)
+    with pytest.raises(base.PrinterStall):
+        stuck.end_job(True)
+
+
+def test_xoff_holds_writes_until_xon():
+    uart = FakeUart(accept=lambda n: min(n, 4))
+    uart.rx += b"\x13"  # XOFF before we start
+    clock = FakeClock()
+    d = ZplDriver(uart, clock, stall_ms=1000, xonxoff=True)
+    with pytest.raises(base.PrinterStall):
+        d.write(b"0123456789")
+    assert bytes(uart.sent) == b""
+    uart.rx += b"\x11"  # XON
+    d.write(b"0123456789")
+    assert bytes(uart.sent) == b"0123456789"
+
+
+ASB_PAPER_OUT = bytes((0x18, 0x00, 0x0C, 0x00))
+
+
+@given(st.lists(st.sampled_from(["asb", "xon", "xoff"]), max_size=8), st.integers(0, 8),
+       st.sampled_from([0x12, 0x16, 0x1A, 0x1E]), st.integers(1, 5))
+def test_escpos_reply_found_among_asb_and_flow_control(noise, where, reply, chunk):
+    stream = bytearray()
+    pieces = {"asb": ASB_PAPER_OUT, "xon": b"\x11", "xoff": b"\x13"}
+    for i, kind in enumerate(noise):
+        if i == where:
+            stream.append(reply)
+        stream += pieces[kind]
+    if where >= len(noise):
+        stream.append(reply)
+    uart = FakeUart(rx_chunk=chunk)
+    d = EscPosDriver(uart, FakeClock())
+    uart.replies = {b"\x10\x04\x01": bytes(stream)}
+    assert d._ask(1) == reply
+    flow = [k for k in noise if k in ("xon", "xoff")]
+    assert d._xoff == (flow[-1] == "xoff" if flow else False)
+    if "asb" in noise:
+        assert bytes(d.asb) == ASB_PAPER_OUT
+
+
+@given(st.binary(max_size=300))
+def test_status_parsers_never_crash_on_garbage(data):
+    state, left = parse_host_status(data)
+    assert state in (base.READY, base.PAPER_OUT, base.HEAD_OPEN, base.PAUSED, base.NOT_ANSWERING)
+    assert left is None or left >= 0
+    b = status_byte(data)
+    assert b is None or b & 0x93 == 0x12
 
 
 def test_zpl_status_query_and_silence():
