@@ -73,13 +73,14 @@ def main(argv=None):
             done = wait_job(owner, job["id"], 60, agent=agents[lang])
             state = done["semanticState"]
             payload = LABEL if lang == "zpl" else RECEIPT
-            data = printers[lang].printer.data()
-            intact = data.endswith(payload)
+            printed = printers[lang].printer.printed[-1]
+            intact = printed == payload
             ok = ok and intact and state["state"]["type"] == "DONE"
-            say("%-7s job %s: %s, pages_printed=%s; printer received sha256 %s, sent %s: %s"
+            say("%-7s job %s: %s, pages_printed=%s; printer printed sha256 %s, sent %s: %s"
                 % (lang, done["id"][:8], state["state"]["type"], state.get("pages_printed"),
-                   sha(data[-len(payload):]), sha(payload), "intact" if intact else "DIFFERENT"))
-        say("\nrecords of what each printer received: %s/*-printer/" % args.dir)
+                   sha(printed), sha(payload), "intact" if intact else "DIFFERENT"))
+        say("\nwhat each printer received and printed: %s/*-printer/ (printed/ holds one file per "
+            "label or receipt)" % args.dir)
         if args.keep:
             say("running; owner API key in %s/service/owner.key; Ctrl-C to stop" % args.dir)
             while True:

@@ -81,7 +81,8 @@ def test_escpos_receipt_on_a_serial_device_path(tmp_path, service, owner, escpos
     done = wait_job(owner, job["id"], 30)
     assert done["semanticState"]["state"]["type"] == "DONE"
     assert done["semanticState"]["pages_printed"] == 1
-    assert escpos_printer.printer.data().endswith(receipt)
+    assert escpos_printer.printer.printed[-1] == receipt
+    assert escpos_printer.printer.data().endswith(receipt + b"\x1dr\x01")  # then the drain marker
     # the driver asked for real-time status before printing
     assert b"\x10\x04\x01" in escpos_printer.printer.received()
 
