@@ -13,6 +13,7 @@ from firmware.cloudprint import ApiError, AuthRejected, CloudPrint, ServiceError
 from firmware.http import Http, HttpError
 from firmware.jobs import JobRunner
 from firmware.log import Log
+from firmware.monitor import Monitor
 from firmware.printers.base import PrinterError
 from firmware.store import CorruptFile
 
@@ -137,8 +138,10 @@ class Agent:
         driver = make_driver(board, self.ports.uart, self.clock)
         ident = self.identity()
         api = CloudPrint(http, settings["service_url"], ident["proxy"])
+        monitor = Monitor(api, log)
         runner = JobRunner(api, driver, self.clock, log, Backoff(self.ports.rand),
-                           board["stream_buffer"], settings["download_deadline_s"] * 1000)
+                           board["stream_buffer"], settings["download_deadline_s"] * 1000,
+                           monitor, settings["fault_wait_s"] * 1000)
         self.ports.board = board = None  # everything it configures is built now
         creds = self.credentials()
         seed = None
@@ -154,6 +157,7 @@ class Agent:
                     if done:
                         creds, access, expires = done
                         seed = (access, expires)
+                        monitor.forget()
                     continue
                 if api.tokens is None:
                     api.tokens = oauth.Tokens(http, self.clock, log, settings["token_url"],

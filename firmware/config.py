@@ -23,6 +23,7 @@ SETTINGS = {
     "http_timeout_s": ("int", 15, (1, 120)),
     "http_deadline_s": ("int", 120, (5, 900)),
     "download_deadline_s": ("int", 1800, (10, 86400)),
+    "fault_wait_s": ("int", 3600, (10, 604800)),  # how long a job waits for paper, head...
     "log_level": ("choice", "info", ("debug", "info", "warn", "error")),
 }
 

@@ -3,11 +3,20 @@
 from firmware.cloudprint import ApiError, ServiceError, AuthRejected, ERR_UNKNOWN_JOB, ERR_JOB_FINISHED
 from firmware.http import HttpError
 from firmware.oauth import OAuthError
-from firmware.printers.base import PrinterError, READY
+from firmware.printers.base import HEAD_OPEN, PAPER_OUT, PAUSED, PrinterError, PrinterFault, READY
 
 RAW = "application/vnd.cups-raw"  # "any raw bytes" (reference §6)
 MAX_JOBS_PER_FETCH = 16
 REPORT_TRIES = 5
+FAULT_POLL_MS = 2000
+
+
+def stopped(state):
+    """The STOPPED diff for a printer state (reference §5.5)."""
+    if state == PAUSED:
+        return {"state": {"type": "STOPPED", "user_action_cause": {"action_code": "PAUSED"}}}
+    code = {PAPER_OUT: "INPUT_TRAY", HEAD_OPEN: "MEDIA_PATH"}.get(state, "OTHER")
+    return {"state": {"type": "STOPPED", "device_state_cause": {"error_code": code}}}
 
 
 def aborted(cause_key, code):
@@ -15,8 +24,11 @@ def aborted(cause_key, code):
 
 
 class JobRunner:
-    def __init__(self, api, driver, clock, log, backoff, buffer_size, download_deadline_ms):
+    def __init__(self, api, driver, clock, log, backoff, buffer_size, download_deadline_ms,
+                 monitor, fault_wait_ms):
         self._api = api
+        self._monitor = monitor
+        self._fault_wait_ms = fault_wait_ms
         self._driver = driver
         self._clock = clock
         self._log = log
@@ -29,18 +41,17 @@ class JobRunner:
 
     def run_pending(self, printer_id):
         """Print every job /fetch hands out; the number handled."""
+        self._monitor.printer_id = printer_id
+        self._monitor.report(self._driver.status())
         jobs = self._api.fetch(printer_id)
         done = 0
         for job in jobs[:MAX_JOBS_PER_FETCH]:
             if not isinstance(job, dict) or not isinstance(job.get("id"), str):
                 self._log.warn("fetch: skipping a job without an id")
                 continue
-            state = self._driver.status()
-            if state != READY:
-                self._log.warn("printer is %s; jobs wait in the queue", state)
-                break
             self.run(job)
             done += 1
+        self._monitor.report(self._driver.status())
         return done
 
     def run(self, job):
@@ -55,6 +66,11 @@ class JobRunner:
             log.warn("job %s: content type %s is not printable here", job_id, ctype)
             self._finish(job_id, aborted("device_action_cause", "DOWNLOAD_FAILURE"))
             return
+        state = self._driver.status()
+        if state != READY and not self._hold(job_id, state):
+            self._finish(job_id, aborted("device_action_cause", "PRINT_FAILURE"))
+            return
+        self._monitor.report(READY, True)
         result = self._stream(job_id, url)
         self._finish(job_id, result)
 
@@ -79,7 +95,13 @@ class JobRunner:
                     break
                 driver.feed(buf, n)
                 sent += n
-            driver.end_job(True)
+            while True:
+                try:
+                    driver.end_job(True)
+                    break
+                except PrinterFault as e:  # the printer holds the rest of the job
+                    if not self._hold(job_id, e.state):
+                        raise
         except HttpError as e:
             self._log.warn("job %s: download broke after %d bytes: %s", job_id, sent, e)
             self._end_quietly(sent)
@@ -91,6 +113,29 @@ class JobRunner:
             resp.close()
         self._log.info("job %s: %d bytes sent, %d pages", job_id, sent, driver.pages)
         return {"state": {"type": "DONE"}, "pages_printed": driver.pages}
+
+    def _hold(self, job_id, state):
+        """Report STOPPED with the printer's cause and wait until it is ready again (True,
+        after reporting IN_PROGRESS) or fault_wait runs out (False)."""
+        log = self._log
+        log.warn("job %s: printer is %s; waiting", job_id, state)
+        waited = 0
+        reported = None
+        while state != READY:
+            if state != reported:
+                self._report(job_id, stopped(state))
+                self._monitor.report(state)
+                reported = state
+            if waited >= self._fault_wait_ms:
+                log.warn("job %s: printer still %s after %d s", job_id, state, waited // 1000)
+                return False
+            self._clock.sleep_ms(FAULT_POLL_MS)
+            waited += FAULT_POLL_MS
+            state = self._driver.status()
+        log.info("job %s: printer ready again; continuing", job_id)
+        self._report(job_id, {"state": {"type": "IN_PROGRESS"}})
+        self._monitor.report(READY, True)
+        return True
 
     def _end_quietly(self, sent):
         if sent:

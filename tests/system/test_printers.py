@@ -55,14 +55,43 @@ def test_xon_xoff_flow_control_loses_nothing(tmp_path, service, owner, agents, d
             assert sim.printer.data().endswith(payload)
 
 
-def test_paper_out_before_a_job_holds_it_until_reloaded(tmp_path, service, owner, agents, device_tree):
+def printer_state(owner, pid):
+    p = owner.call("printer", [("printerid", pid)])["printers"][0]
+    return p["semanticState"]["printer"]
+
+
+def test_paper_out_before_a_job_stops_it_until_reloaded(tmp_path, service, owner, agents, device_tree):
     with PrinterSim("escpos", str(tmp_path / "p")) as sim:
         agent, pid = claimed(tmp_path, service, owner, sim, agents, device_tree, "host-escpos")
         sim.printer.fault("paper_out")
         receipt = b"\x1b@Total 9.99\n\n\x1dVB\x00"
         job = owner.submit(pid, receipt, "application/x-escpos", "waits")
-        agent.wait_line(r"printer is paper_out; jobs wait in the queue")
-        assert owner.job(job["id"])["semanticState"]["state"]["type"] == "QUEUED"
+        wait_job(owner, job["id"], 30, ("STOPPED",), agent=agent)
+        assert owner.job(job["id"])["semanticState"]["state"] == {
+            "type": "STOPPED", "device_state_cause": {"error_code": "INPUT_TRAY"}}
+        wait_for(lambda: printer_state(owner, pid)["state"] == "STOPPED", 10, "printer STOPPED")
+        assert printer_state(owner, pid)["input_tray_state"]["item"][0]["state"] == "EMPTY"
+        assert sim.printer.printed[-1] != receipt
         sim.printer.clear("paper_out")
         assert wait_job(owner, job["id"], 30, agent=agent)["semanticState"]["state"]["type"] == "DONE"
         assert sim.printer.printed[-1] == receipt
+        wait_for(lambda: printer_state(owner, pid)["state"] == "IDLE", 10, "printer IDLE")
+
+
+def test_paper_out_mid_job_stops_and_resumes_without_duplicates(tmp_path, service, owner, agents,
+                                                                device_tree):
+    # A slow engine and a big buffer: the whole job is in the printer when the paper runs out.
+    with PrinterSim("zpl", str(tmp_path / "p"), buffer_size=512 * 1024, print_rate=50000) as sim:
+        agent, pid = claimed(tmp_path, service, owner, sim, agents, device_tree, "host-zpl")
+        payload, labels = zpl_labels(100 * 1024)
+        sim.printer.fault("paper_out", after_bytes=60 * 1024)
+        job = owner.submit(pid, payload, "application/x-zpl", "runs out")
+        wait_job(owner, job["id"], 30, ("STOPPED",), agent=agent)
+        wait_for(lambda: printer_state(owner, pid)["state"] == "STOPPED", 10, "printer STOPPED")
+        printed_while_out = sim.printer.pages
+        sim.printer.clear()
+        done = wait_job(owner, job["id"], 60, agent=agent)
+        assert done["semanticState"]["state"]["type"] == "DONE"
+        assert done["semanticState"]["pages_printed"] == labels
+        assert sim.printer.pages - 1 == labels > printed_while_out - 1
+        assert len(set(sim.printer.printed[1:])) == labels  # every label once

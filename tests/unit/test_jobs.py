@@ -50,10 +50,20 @@ class Api:
         self.controls.append((job_id, diff))
 
 
-def runner(api, hs=READY_HS):
+class Monitor:
+    def __init__(self):
+        self.printer_id = None
+        self.states = []
+
+    def report(self, state, printing=False):
+        self.states.append((state, printing))
+
+
+def runner(api, hs=READY_HS, fault_wait_ms=60000):
     uart = FakeUart({HS: hs})
     clock = FakeClock()
-    r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), 256, 60000)
+    r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), 256, 60000,
+                  Monitor(), fault_wait_ms)
     return r, uart
 
 
@@ -77,7 +87,8 @@ def test_cut_download_aborts_and_recovers_the_printer():
     r.run_pending("p1")
     assert api.controls[-1] == ("j1", {"state": {"type": "ABORTED",
                                                  "device_action_cause": {"error_code": "DOWNLOAD_FAILURE"}}})
-    assert bytes(uart.sent).endswith(b"~JX")
+    sent = bytes(uart.sent)
+    assert LABELS[:api.body.pos] + b"~JX" in sent  # the cut-off format is cancelled right away
 
 
 def test_download_404_aborts():
@@ -95,11 +106,39 @@ def test_wrong_content_type_is_never_sent_to_the_printer():
     assert api.controls[-1][1]["state"]["device_action_cause"] == {"error_code": "DOWNLOAD_FAILURE"}
 
 
-def test_printer_not_ready_leaves_jobs_queued():
+def test_paper_out_before_printing_stops_the_job_until_reloaded():
     api = Api([JOB], Body(LABELS))
-    r, uart = runner(api, PAPER_OUT_HS)
-    assert r.run_pending("p1") == 0
-    assert api.controls == [] and LABELS not in bytes(uart.sent)
+    r, uart = runner(api, [PAPER_OUT_HS, PAPER_OUT_HS, PAPER_OUT_HS, READY_HS])
+    r.run_pending("p1")
+    assert [d for _, d in api.controls] == [
+        {"state": {"type": "IN_PROGRESS"}},
+        {"state": {"type": "STOPPED", "device_state_cause": {"error_code": "INPUT_TRAY"}}},
+        {"state": {"type": "IN_PROGRESS"}},
+        {"state": {"type": "DONE"}, "pages_printed": 40}]
+    assert ("paper_out", False) in r._monitor.states and ("ready", True) in r._monitor.states
+    assert bytes(uart.sent).count(LABELS) == 1
+
+
+def test_a_fault_while_draining_stops_then_resumes():
+    api = Api([JOB], Body(LABELS))
+    head_open = READY_HS.replace(b"001,0,0,0", b"001,0,1,0").replace(b"1225,000", b"1225,005")
+    r, uart = runner(api, [READY_HS, head_open, head_open, READY_HS])
+    r.run_pending("p1")
+    states = [d["state"] for _, d in api.controls]
+    assert states == [{"type": "IN_PROGRESS"},
+                      {"type": "STOPPED", "device_state_cause": {"error_code": "MEDIA_PATH"}},
+                      {"type": "IN_PROGRESS"}, {"type": "DONE"}]
+
+
+def test_a_fault_that_outlasts_the_wait_aborts():
+    api = Api([JOB], Body(LABELS))
+    paused = READY_HS.replace(b"030,0,0", b"030,0,1")
+    r, uart = runner(api, paused, fault_wait_ms=10000)
+    r.run_pending("p1")
+    assert [d["state"] for _, d in api.controls] == [
+        {"type": "IN_PROGRESS"}, {"type": "STOPPED", "user_action_cause": {"action_code": "PAUSED"}},
+        {"type": "ABORTED", "device_action_cause": {"error_code": "PRINT_FAILURE"}}]
+    assert LABELS not in bytes(uart.sent)
 
 
 def test_report_retries_transient_failures_and_drops_finished_jobs():
@@ -111,3 +150,26 @@ def test_report_retries_transient_failures_and_drops_finished_jobs():
     r, uart = runner(api)
     r.run_pending("p1")
     assert api.controls == [] and LABELS not in bytes(uart.sent)
+
+
+def test_monitor_sends_the_cds_only_on_change():
+    from firmware.monitor import Monitor as RealMonitor, cds
+
+    class UpdApi:
+        calls = []
+
+        def update(self, printer_id, fields):
+            self.calls.append((printer_id, fields))
+    api = UpdApi()
+    m = RealMonitor(api, ListLog())
+    m.printer_id = "p1"
+    for state, printing in [("ready", False), ("ready", False), ("paper_out", False),
+                            ("paper_out", False), ("ready", True)]:
+        m.report(state, printing)
+    import json
+    sent = [json.loads(f[0][1])["printer"] for _, f in api.calls]
+    assert [p["state"] for p in sent] == ["IDLE", "STOPPED", "PROCESSING"]
+    assert sent[1]["input_tray_state"] == {"item": [{"vendor_id": "roll", "state": "EMPTY"}]}
+    assert cds("head_open", False)["printer"]["cover_state"]["item"][0]["state"] == "OPEN"
+    assert cds("not_answering", False)["printer"]["vendor_state"]["item"][0]["description"] == \
+        "Printer not responding"

@@ -80,6 +80,8 @@ def test_escpos_reply_found_among_asb_and_flow_control(noise, where, reply, chun
     d = EscPosDriver(uart, FakeClock())
     uart.replies = {b"\x10\x04\x01": bytes(stream)}
     assert d._ask(1) == reply
+    for _ in range(10):  # bytes after the reply arrive with the next poll
+        d.poll_rx()
     flow = [k for k in noise if k in ("xon", "xoff")]
     assert d._xoff == (flow[-1] == "xoff" if flow else False)
     if "asb" in noise:
