@@ -14,6 +14,7 @@ import time
 from tools.hostrun import Agent, ROOT, claim, provision, wait_for, wait_job
 from tools.cloudsim.client import Client
 from tools.cloudsim.server import Service
+from tools.printersim.preview import render_dir
 from tools.printersim.server import PrinterSim
 
 LABEL = (b"^XA^CI28^FO40,40^A0N,60,60^FDShip to: Dock 3^FS"
@@ -79,8 +80,10 @@ def main(argv=None):
             say("%-7s job %s: %s, pages_printed=%s; printer printed sha256 %s, sent %s: %s"
                 % (lang, done["id"][:8], state["state"]["type"], state.get("pages_printed"),
                    sha(printed), sha(payload), "intact" if intact else "DIFFERENT"))
-        say("\nwhat each printer received and printed: %s/*-printer/ (printed/ holds one file per "
-            "label or receipt)" % args.dir)
+        say("\nwhat each printer received and printed: %s/*-printer/" % args.dir)
+        for lang, sim in printers.items():
+            for path in render_dir(sim.printer.record_dir):
+                say("  preview: %s" % path)
         if args.keep:
             say("running; owner API key in %s/service/owner.key; Ctrl-C to stop" % args.dir)
             while True:

@@ -1,0 +1,44 @@
+"""PNG previews draw what the printer was sent."""
+import segno
+
+from tools.printersim import preview
+from tools.printersim.printer import make
+
+
+def dark(img, x, y):
+    return img.getpixel((x, y)) < 128
+
+
+def test_zpl_box_and_qr_land_where_the_label_puts_them():
+    img = preview.render_zpl(b"^XA^FO100,100^GB60,60,60^FS^FO300,40^BQN,2,4^FDQA,hello dock^FS^XZ")
+    assert dark(img, 130, 130) and not dark(img, 200, 200)
+    module = 8  # ^BQ magnification 4, two dots a module at 203 dpi
+    for r, row in enumerate(segno.make("hello dock", error="l", micro=False).matrix):
+        for c, bit in enumerate(row):
+            assert dark(img, 300 + c * module + 4, 40 + r * module + 4) == bool(bit), (r, c)
+
+
+def test_zpl_field_hex_escapes_and_code128():
+    img = preview.render_zpl(b"^XA^FH_^FO20,20^A0N,40,40^FDa_5Eb^FS^FO20,200^BCN,80^FD12345^FS^XZ")
+    assert any(dark(img, x, y) for x in range(20, 120) for y in range(20, 60))  # text drawn
+    bars = [dark(img, x, 240) for x in range(20, 400)]
+    assert bars[0] and 10 < sum(bars) < len(bars)  # bars start at ^FO and alternate
+
+
+def test_escpos_receipt_text_qr_and_cut():
+    qr = b"https://x/q"
+    n = len(qr) + 3
+    receipt = (b"\x1b@\x1ba\x01Title\n\x1ba\x00Line\n"
+               + b"\x1d(k" + bytes((n, 0)) + b"1P0" + qr + b"\x1d(k\x03\x001Q0" + b"\n\x1dVB\x00")
+    img = preview.render_escpos(receipt)
+    assert img.width == preview.RECEIPT_WIDTH and img.height > 200
+    assert any(dark(img, x, img.height - 2) for x in range(0, img.width, 50))  # the cut line
+    assert sum(dark(img, x, y) for x in range(0, img.width, 4) for y in range(80, img.height - 10, 4)) > 50
+
+
+def test_render_dir_writes_one_png_per_printed_document(tmp_path):
+    p = make("zpl", str(tmp_path))
+    p.feed(b"^XA^FO10,10^FDone^FS^XZ^XA^FO10,10^FDtwo^FS^XZ")
+    p.engine_step()
+    paths = preview.render_dir(str(tmp_path))
+    assert [path.rsplit("/", 1)[1] for path in paths] == ["0001.png", "0002.png"]
