@@ -69,7 +69,7 @@ def make_driver(board, uart, clock):
     else:
         from firmware.printers.escpos import EscPosDriver as D
     return D(uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"],
-             board["flow_control"] == "xonxoff")
+             board["flow_control"] == "xonxoff", board["flow_window"])
 
 
 class Agent:

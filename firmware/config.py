@@ -38,6 +38,9 @@ BOARD = {
     "uart_cts": ("pin", None, None),
     "baudrate": ("baud", 115200, None),
     "flow_control": ("choice", "none", ("none", "rtscts", "xonxoff")),
+    # XON/XOFF: bytes written at a time, so no more than this is in flight when XOFF
+    # comes: keep it below the printer's buffer margin (16 B for a 45 B buffer).
+    "flow_window": ("int", 64, (1, 4096)),
     "uart_txbuf": ("int", 1024, (256, 65536)),
     "uart_rxbuf": ("int", 512, (256, 65536)),
     "stream_buffer": ("int", 1024, (64, 16384)),

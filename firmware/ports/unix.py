@@ -7,21 +7,28 @@ import os
 import random
 import select
 import socket
+import time
 
 from firmware.clock import SystemClock
 from firmware.ports.netsock import Connector
 from firmware.store import Flash
 
 WRITE_WAIT_MS = 100
-READ_WAIT_MS = 10
+READ_WAIT_MS = 0  # readinto never waits, as machine.UART with timeout=0
 
 
 class TcpUart:
-    def __init__(self, host, port):
+    """pace_bps: send no faster than a serial line (bytes a second), so that, as on a
+    real UART, little is in flight when the printer sends XOFF. 0: as fast as TCP takes."""
+
+    def __init__(self, host, port, pace_bps=0):
         self._host = host
         self._port = port
         self._sock = None
         self._poll = select.poll()
+        self._pace = pace_bps
+        self._credit = 0
+        self._last = time.ticks_us()
 
     def _open(self):
         if self._sock is None:
@@ -48,12 +55,28 @@ class TcpUart:
             self._sock.close()
             self._sock = None
 
+    def _allowance(self, want):
+        now = time.ticks_us()
+        self._credit = min(self._credit + time.ticks_diff(now, self._last) * self._pace // 1000000, want)
+        self._last = now
+        return self._credit
+
     def write(self, buf):
         try:
             self._open()
+            n = len(buf)
+            if self._pace:
+                n = self._allowance(n)
+                if n < 1:
+                    time.sleep_ms(1)
+                    return None
+                buf = buf[:n] if n < len(buf) else buf
             if not self._wait(select.POLLOUT, WRITE_WAIT_MS):
                 return None
-            return self._sock.send(buf)
+            sent = self._sock.send(buf)
+            if self._pace:
+                self._credit -= sent
+            return sent
         except OSError:
             self.close()
             return None
@@ -73,14 +96,14 @@ class TcpUart:
         return n
 
 
-def open_uart(address, baudrate):
+def open_uart(address, baudrate, pace=False):
     if address.startswith("tcp://"):
         hostport = address[6:]
         i = hostport.rfind(":")
         if i <= 0:
             raise ValueError("printer address %s needs a port" % address)
         try:
-            return TcpUart(hostport[:i], int(hostport[i + 1:]))
+            return TcpUart(hostport[:i], int(hostport[i + 1:]), baudrate // 10 if pace else 0)
         except ValueError:
             raise ValueError("bad port in %s" % address)
     if address.startswith("/"):
@@ -94,7 +117,8 @@ class HostPorts:
         self.flash = Flash(flash_dir)
         self.clock = SystemClock()
         self.board = board
-        self.uart = open_uart(printer, board["baudrate"])
+        # XON/XOFF only works at a serial line's pace; port 9100 has none to keep.
+        self.uart = open_uart(printer, board["baudrate"], board["flow_control"] == "xonxoff")
         self.rand = random.random
 
     def connector(self, ca_der):

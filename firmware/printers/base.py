@@ -85,8 +85,10 @@ class Driver:
     content_type = None
     page_mark = None  # the bytes that mark one printed page (label end, cut)
 
-    def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False):
+    def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
+                 flow_window=64):
         self._uart = uart
+        self._window = flow_window  # with XON/XOFF, the most bytes in flight after an XOFF
         self._clock = clock
         self._stall_ms = stall_ms
         self._status_timeout_ms = status_timeout_ms
@@ -130,7 +132,10 @@ class Driver:
                 self.poll_rx()
             n = None
             if not self._xoff:
-                n = self._uart.write(mv[off:] if off else mv)
+                if self._xonxoff:
+                    n = self._uart.write(mv[off:off + self._window])
+                else:
+                    n = self._uart.write(mv[off:] if off else mv)
             now = clock.ticks_ms()
             if n:
                 off += n

@@ -48,6 +48,8 @@ class Printer:
         self.printed = []  # every label or receipt, as bytes
         self._credit = 0.0
         self._last = time.monotonic()
+        self.first_data_at = None  # when print data first and last arrived (monotonic)
+        self.last_data_at = None
 
     # ---- what the host sees
     @property
@@ -61,6 +63,14 @@ class Printer:
         """False while the printer holds the line: hardware flow control or comm.halt."""
         with self.lock:
             return not self.halted() and not (self.flow == "hardware" and self.busy)
+
+    def window(self, most):
+        """How many bytes to read off the line now: with hardware flow control the sender
+        stops when told, so never more than the buffer can take."""
+        with self.lock:
+            if self.flow == "hardware":
+                return min(most, self.buffer_size - len(self.buffer))
+            return most
 
     def take_outbox(self):
         with self.lock:
@@ -127,6 +137,9 @@ class Printer:
             self._data.write(kept)
             self._data.flush()
         self.data_bytes += len(data)
+        now = time.monotonic()
+        self.first_data_at = self.first_data_at or now
+        self.last_data_at = now
         for armed in list(self._armed):
             if self.data_bytes >= armed[0]:
                 self._armed.remove(armed)

@@ -103,7 +103,7 @@ class PrinterSim:
             if not self.printer.can_receive():
                 time.sleep(0.001)
                 continue
-            n = pacer.allowance(65536)
+            n = self.printer.window(pacer.allowance(65536))
             if n < 1:
                 time.sleep(0.0005)
                 continue

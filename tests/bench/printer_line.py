@@ -1,0 +1,146 @@
+"""How well the agent feeds a printer, with figures from one run:
+
+  .venv/bin/python -m tests.bench.printer_line [--quick]
+
+- line busy: a 2 MB ZPL job to a simulator paced at 115200 and 921600 baud with a 4 KB
+  buffer (print engine twice as fast as the line, so only the agent can leave it idle):
+  (bytes x 10 / baud) / (last byte - first byte);
+- bytes lost: a 64 KB job at 921600 baud into buffers from 45 B to 16 KB with a slow
+  print engine, for hardware-style and XON/XOFF flow control;
+- throughput with pacing off, against a plain CPython socket-to-socket copy of the
+  same bytes measured in the same run."""
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+from tools import build
+from tools.cloudsim.client import Client
+from tools.cloudsim.server import Service
+from tools.hostrun import BOARDS, Agent, claim, provision, wait_for, wait_job, zpl_labels
+from tools.printersim.server import PrinterSim
+
+
+class Bench:
+    def __init__(self, root):
+        self.root = root
+        self.tree = os.path.join(root, "device")
+        build.build(self.tree)
+        self.svc = Service(os.path.join(root, "svc"), log=lambda m: None).start()
+        self.owner = Client(self.svc.http_url + "/cloudprint", self.svc.owner_key)
+        self.flash = os.path.join(root, "flash")
+        provision(self.flash, self.svc, poll_interval_s=1)
+        with PrinterSim("zpl", os.path.join(root, "first")) as sim:
+            agent = Agent(self.flash, sim.address, tree=self.tree)
+            claim(agent, self.owner)
+            wait_for(lambda: os.path.exists(os.path.join(self.flash, "credentials.json")), 10, "credentials")
+            agent.stop()
+        with open(os.path.join(self.flash, "credentials.json")) as f:
+            self.printer_id = json.load(f)["printer_id"]
+        self.n = 0
+
+    def board(self, flow, window=64):
+        # Hardware-style flow on a host link is the link's own back-pressure (TCP, tty):
+        # the agent does nothing for it; XON/XOFF is the agent's job.
+        with open(os.path.join(BOARDS, "host-zpl.json")) as f:
+            b = json.load(f)
+        b.update(flow_control="xonxoff" if flow == "xonxoff" else "none", stall_timeout_s=30,
+                 flow_window=window)
+        path = os.path.join(self.root, "board-%s-%d.json" % (flow, window))
+        with open(path, "w") as f:
+            json.dump(b, f)
+        return path
+
+    def run(self, payload, agent_flow, window=64, **sim_options):
+        """(printer, seconds from first to last data byte, job state)."""
+        self.n += 1
+        with PrinterSim("zpl", os.path.join(self.root, "p%d" % self.n), **sim_options) as sim:
+            agent = Agent(self.flash, sim.address, board=self.board(agent_flow, window), tree=self.tree)
+            try:
+                job = self.owner.submit(self.printer_id, payload, "application/x-zpl", "bench")
+                done = wait_job(self.owner, job["id"], 900, agent=agent)
+            finally:
+                agent.stop()
+            p = sim.printer
+            return p, p.last_data_at - p.first_data_at, done["semanticState"]["state"]["type"]
+
+    def close(self):
+        self.svc.stop()
+
+
+def plain_copy_seconds(payload):
+    """A CPython socket-to-socket copy of the same bytes over loopback."""
+    src = socket.create_server(("127.0.0.1", 0))
+    dst = socket.create_server(("127.0.0.1", 0))
+    got = []
+
+    def sink():
+        c, _ = dst.accept()
+        n = 0
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+        got.append(n)
+        c.close()
+
+    def source():
+        c, _ = src.accept()
+        c.sendall(payload)
+        c.close()
+    threading.Thread(target=sink, daemon=True).start()
+    threading.Thread(target=source, daemon=True).start()
+    t0 = time.monotonic()
+    a = socket.create_connection(src.getsockname())
+    b = socket.create_connection(dst.getsockname())
+    while True:
+        chunk = a.recv(1024)
+        if not chunk:
+            break
+        b.sendall(chunk)
+    b.close()
+    wait_for(lambda: got, 30, "sink")
+    return time.monotonic() - t0
+
+
+def main(argv):
+    quick = "--quick" in argv
+    root = tempfile.mkdtemp(prefix="linebench-")
+    bench = Bench(root)
+    try:
+        big, _ = zpl_labels((256 if quick else 2048) * 1024)
+        print("line busy, %d KB job, 4 KB buffer, engine 2x the line:" % (len(big) // 1024))
+        for baud in (115200, 921600):
+            for flow in ("hardware", "xonxoff"):
+                p, secs, state = bench.run(big, flow, baud=baud, buffer_size=4096, flow=flow,
+                                           busy_free=128, ready_free=1024, print_rate=baud // 5)
+                busy = len(big) * 10 / baud / secs
+                print("  %6d baud %-8s busy %6.2f %%  lost %d  %s" % (baud, flow, 100 * busy, p.lost, state))
+        small, _ = zpl_labels(64 * 1024)
+        print("bytes lost, 64 KB job at 921600 baud, engine 20 KB/s:")
+        for size, busy_free, ready_free in ((45, 16, 26), (256, 64, 128), (1024, 128, 256),
+                                            (4096, 128, 1024), (16384, 128, 1024)):
+            row = []
+            for flow in ("hardware", "xonxoff"):
+                # a window inside the printer's XOFF margin, as its board config would set
+                p, secs, state = bench.run(small, flow, min(64, busy_free // 2), baud=921600,
+                                           buffer_size=size, flow=flow, busy_free=busy_free,
+                                           ready_free=ready_free, print_rate=20000)
+                row.append("%s lost %6d (%s)" % (flow, p.lost, state))
+            print("  buffer %5d B: %s" % (size, ";  ".join(row)))
+        p, secs, state = bench.run(big, "hardware")
+        base = plain_copy_seconds(big)
+        print("throughput, pacing off: agent %.1f MB/s, plain socket copy %.1f MB/s, ratio %.3f"
+              % (len(big) / secs / 1e6, len(big) / base / 1e6, base / secs))
+    finally:
+        bench.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
