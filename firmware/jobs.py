@@ -37,7 +37,6 @@ class JobRunner:
         self._mv = memoryview(self._buf)
         self._deadline_ms = download_deadline_ms
         self._raw_type = driver.content_type
-        self.last_job = None
 
     def run_pending(self, printer_id):
         """Print every job /fetch hands out; the number handled."""
@@ -51,7 +50,8 @@ class JobRunner:
                 continue
             self.run(job)
             done += 1
-        self._monitor.report(self._driver.status())
+        if done:
+            self._monitor.report(self._driver.status())
         return done
 
     def run(self, job):
@@ -64,15 +64,15 @@ class JobRunner:
             return
         if ctype not in (self._raw_type, RAW) or not isinstance(url, str):
             log.warn("job %s: content type %s is not printable here", job_id, ctype)
-            self._finish(job_id, aborted("device_action_cause", "DOWNLOAD_FAILURE"))
+            self._report(job_id, aborted("device_action_cause", "DOWNLOAD_FAILURE"))
             return
         state = self._driver.status()
         if state != READY and not self._hold(job_id, state):
-            self._finish(job_id, aborted("device_action_cause", "PRINT_FAILURE"))
+            self._report(job_id, aborted("device_action_cause", "PRINT_FAILURE"))
             return
         self._monitor.report(READY, True)
         result = self._stream(job_id, url)
-        self._finish(job_id, result)
+        self._report(job_id, result)
 
     def _stream(self, job_id, url):
         driver = self._driver
@@ -143,10 +143,6 @@ class JobRunner:
                 self._driver.end_job(False)
             except PrinterError:
                 pass
-
-    def _finish(self, job_id, diff):
-        self.last_job = (job_id, diff["state"]["type"])
-        self._report(job_id, diff)
 
     def _report(self, job_id, diff):
         """Deliver a state diff, retrying transient failures; False if it did not land."""

@@ -13,6 +13,9 @@ from firmware.clock import SystemClock
 from firmware.ports.netsock import Connector
 from firmware.store import Flash
 
+SO_SNDBUF = 7  # Linux's value; MicroPython's socket module does not name it
+SEND_BUFFER = 8192  # like the ESP32's lwIP send buffer: a printer status query must not
+# queue behind megabytes of print data, as it would with Linux's autotuned buffers
 WRITE_WAIT_MS = 100
 READ_WAIT_MS = 0  # readinto never waits, as machine.UART with timeout=0
 
@@ -35,6 +38,7 @@ class TcpUart:
             addr = socket.getaddrinfo(self._host, self._port, 0, socket.SOCK_STREAM)[0][-1]
             s = socket.socket()
             try:
+                s.setsockopt(socket.SOL_SOCKET, SO_SNDBUF, SEND_BUFFER)
                 s.settimeout(2)
                 s.connect(addr)
                 s.setblocking(False)

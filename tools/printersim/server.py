@@ -18,6 +18,7 @@ import tty
 from tools.printersim.printer import make
 
 ENGINE_TICK_S = 0.002
+RECEIVE_WINDOW = 8192  # a printer's TCP window is small: it reads only as its buffer allows
 
 
 class Pacer:
@@ -46,7 +47,10 @@ class PrinterSim:
                  control_port=None, **printer_options):
         self.printer = make(language, record_dir, **printer_options)
         self.baud = baud
-        self._listener = socket.create_server((host, port))
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_WINDOW)  # inherited
+        self._listener.bind((host, port))
+        self._listener.listen(8)
         self._listener.settimeout(0.2)
         self.address = "tcp://%s:%d" % (host, self._listener.getsockname()[1])
         self._control = None
