@@ -11,7 +11,6 @@ PROXY_HEADER = "X-CloudPrint-Proxy"
 MAX_REPLY = 16384
 FORM = "application/x-www-form-urlencoded"
 
-ERR_MISSING_PARAMS = 2
 ERR_NO_JOBS = 413
 ERR_NOT_CLAIMED = 502
 ERR_UNKNOWN_PRINTER = 1001

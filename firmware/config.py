@@ -124,9 +124,5 @@ def validate(schema, raw, what):
     return out
 
 
-def is_secret(schema, key):
-    return key in schema and schema[key][0] == "secret"
-
-
 def token_url(settings):
     return settings["oauth_url"] or settings["service_url"].rstrip("/") + "/oauth2/token"

@@ -41,20 +41,22 @@ class JobRunner:
     def run_pending(self, printer_id):
         """Print every job /fetch hands out; the number handled."""
         self._monitor.printer_id = printer_id
-        self._monitor.report(self._driver.status())
+        state = self._driver.status()
+        self._monitor.report(state)
         jobs = self._api.fetch(printer_id)
         done = 0
         for job in jobs[:MAX_JOBS_PER_FETCH]:
             if not isinstance(job, dict) or not isinstance(job.get("id"), str):
                 self._log.warn("fetch: skipping a job without an id")
                 continue
-            self.run(job)
+            self.run(job, state)
             done += 1
-        if done:
-            self._monitor.report(self._driver.status())
+            state = self._driver.status()  # for the next job, and the printer's state after
+            self._monitor.report(state)
         return done
 
-    def run(self, job):
+    def run(self, job, state):
+        """Print one job; state is the printer's state just before it."""
         job_id = job["id"]
         log = self._log
         ctype = job.get("contentType")
@@ -66,7 +68,6 @@ class JobRunner:
             log.warn("job %s: content type %s is not printable here", job_id, ctype)
             self._report(job_id, aborted("device_action_cause", "DOWNLOAD_FAILURE"))
             return
-        state = self._driver.status()
         if state != READY and not self._hold(job_id, state):
             self._report(job_id, aborted("device_action_cause", "PRINT_FAILURE"))
             return
@@ -93,7 +94,7 @@ class JobRunner:
                 n = resp.readinto(mv)
                 if n == 0:
                     break
-                driver.feed(buf, n)
+                driver.feed(buf, mv, n)
                 sent += n
             while True:
                 try:

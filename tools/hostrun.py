@@ -12,7 +12,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 BOARDS = os.path.join(ROOT, "board_configs")
-CODE_RE = re.compile(r"^Code:  (\w+)$", re.M)
 
 
 def wait_for(predicate, timeout, what, interval=0.05):

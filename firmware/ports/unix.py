@@ -45,17 +45,16 @@ class TcpUart:
             except OSError:
                 s.close()
                 raise
+            self._poll.register(s, select.POLLOUT)
             self._sock = s
 
     def _wait(self, event, ms):
-        self._poll.register(self._sock, event)
-        try:
-            return bool(self._poll.poll(ms))
-        finally:
-            self._poll.unregister(self._sock)
+        self._poll.modify(self._sock, event)
+        return bool(self._poll.poll(ms))
 
     def close(self):
         if self._sock is not None:
+            self._poll.unregister(self._sock)
             self._sock.close()
             self._sock = None
 

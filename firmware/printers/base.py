@@ -164,9 +164,10 @@ class Driver:
         self.pages = 0
         self._marks.reset()
 
-    def feed(self, buf, n):
-        """Stream buf[:n], one chunk of the job, and count what it will print."""
-        self.write(memoryview(buf)[:n])
+    def feed(self, buf, mv, n):
+        """Stream buf[:n] (mv is a memoryview of buf), one chunk of the job, and count
+        what it will print."""
+        self.write(mv if n == len(mv) else mv[:n])
         self.pages += self._marks.count(buf, n)
 
     def end_job(self, complete):

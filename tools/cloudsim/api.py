@@ -20,7 +20,6 @@ ERR_JOB_FINISHED = 1003
 ERR_NOT_AUTHORIZED = 1004
 ERR_UNSUPPORTED_TYPE = 1005
 
-RAW_TYPES = ("application/x-zpl", "application/x-escpos", "application/vnd.cups-raw")
 DEVICE_STATES = ("IN_PROGRESS", "STOPPED", "DONE", "ABORTED")
 CAUSES = {
     "user_action_cause": ("action_code", ("CANCELLED", "PAUSED", "OTHER")),
@@ -359,9 +358,6 @@ class Api:
         s.x("INSERT INTO tokens VALUES (?, 'access', ?, ?, ?, 0, 0)",
             (access, printer_id, self.client_id, now_ms() + self.access_ttl_s * 1000))
         return access
-
-    def revoke(self, printer_id):
-        self.store.x("UPDATE tokens SET revoked=1 WHERE printer_id=?", (printer_id,))
 
     # ---- printers (§4)
     def printer_json(self, p, extras=()):
