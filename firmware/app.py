@@ -63,13 +63,14 @@ def read_settings(flash):
         unload("firmware.config")
 
 
-def make_driver(board, uart, clock):
+def make_driver(board, uart, clock, fault_wait_ms):
+    args = (uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"],
+            board["flow_control"] == "xonxoff", board["flow_window"], fault_wait_ms)
     if board["printer_language"] == "zpl":
-        from firmware.printers.zpl import ZplDriver as D
-    else:
-        from firmware.printers.escpos import EscPosDriver as D
-    return D(uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"],
-             board["flow_control"] == "xonxoff", board["flow_window"])
+        from firmware.printers.zpl import ZplDriver
+        return ZplDriver(*args)
+    from firmware.printers.escpos import EscPosDriver
+    return EscPosDriver(*args, status_back=board["status_back"])
 
 
 class Agent:
@@ -135,7 +136,7 @@ class Agent:
         http = Http(self.ports.connector(ca), self.clock, settings["http_timeout_s"],
                     settings["http_deadline_s"] * 1000)
         board = self.ports.board
-        driver = make_driver(board, self.ports.uart, self.clock)
+        driver = make_driver(board, self.ports.uart, self.clock, settings["fault_wait_s"] * 1000)
         ident = self.identity()
         api = CloudPrint(http, settings["service_url"], ident["proxy"])
         monitor = Monitor(api, log)

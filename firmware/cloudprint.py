@@ -141,10 +141,13 @@ class CloudPrint:
     def printer(self, printer_id):
         return self.call("printer", [("printerid", printer_id, None), ("use_cdd", "true", None)])
 
-    def download(self, url, accept, deadline_ms):
-        """The open response for a job's fileUrl; the caller streams and closes it."""
+    def download(self, url, accept, deadline_ms, offset=0):
+        """The open response for a job's fileUrl, from byte offset on when the server
+        honours the Range (206); the caller streams and closes it."""
         hdrs = self._headers(True)
         hdrs.append(("Accept", accept))
+        if offset:
+            hdrs.append(("Range", "bytes=%d-" % offset))
         resp = self._http.request("GET", url, hdrs, None, deadline_ms)
         if resp.status == 403:
             resp.close()

@@ -3,7 +3,7 @@
 #
 # Schema entry: key -> (kind, default, extra). default REQUIRED means the key must be
 # given. Kinds: str, secret (a str never shown), url, int (extra = (lo, hi)),
-# choice (extra = options), pin (GPIO number or null), baud.
+# choice (extra = options), pin (GPIO number or null), baud, bool.
 
 REQUIRED = "<required>"
 BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
@@ -46,6 +46,9 @@ BOARD = {
     "stream_buffer": ("int", 1024, (64, 16384)),
     "stall_timeout_s": ("int", 30, (1, 3600)),
     "status_timeout_ms": ("int", 1000, (50, 10000)),
+    # ESC/POS: ask for automatic status back (GS a), so paper out is known even while
+    # the line is blocked. Off for printers that would print the command as text.
+    "status_back": ("bool", False, None),
     "led_pin": ("pin", None, None),
     "button_pin": ("pin", None, None),
     "host_printer": ("str", "", None),  # host runs only: tcp://HOST:PORT or a device path
@@ -78,6 +81,10 @@ def check_value(key, spec, value):
     if kind == "choice":
         if value not in extra:
             raise ConfigError("%s: must be one of %s" % (key, ", ".join(extra)))
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError("%s: expected true or false" % key)
         return value
     if kind == "pin" and value is None:
         return None

@@ -9,7 +9,7 @@ from firmware.clock import Deadline
 
 LINE_MAX = 1024
 MAX_HEADERS = 64
-KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after")
+KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after", "content-range")
 
 
 class HttpError(Exception):
@@ -147,6 +147,10 @@ class Response:
 
     def __exit__(self, *exc):
         self.close()
+
+    @property
+    def closed(self):
+        return self._conn is None
 
     def close(self):
         if self._conn is not None:

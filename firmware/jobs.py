@@ -8,15 +8,25 @@ from firmware.printers.base import HEAD_OPEN, PAPER_OUT, PAUSED, PrinterError, P
 RAW = "application/vnd.cups-raw"  # "any raw bytes" (reference §6)
 MAX_JOBS_PER_FETCH = 16
 REPORT_TRIES = 5
+DOWNLOAD_TRIES = 4  # failed attempts in a row before a download counts as failed
 FAULT_POLL_MS = 2000
 
 
-def stopped(state):
+def stopped_diff(state):
     """The STOPPED diff for a printer state (reference §5.5)."""
     if state == PAUSED:
         return {"state": {"type": "STOPPED", "user_action_cause": {"action_code": "PAUSED"}}}
     code = {PAPER_OUT: "INPUT_TRAY", HEAD_OPEN: "MEDIA_PATH"}.get(state, "OTHER")
     return {"state": {"type": "STOPPED", "device_state_cause": {"error_code": code}}}
+
+
+def content_range_start(resp):
+    """The first byte a 206 reply carries ("bytes START-END/LENGTH"), -1 if unreadable."""
+    value = resp.headers.get("content-range", "")
+    if not value.startswith("bytes "):
+        return -1
+    first = value[6:].split("-", 1)[0]
+    return int(first) if first.isdigit() else -1
 
 
 def aborted(cause_key, code):
@@ -37,6 +47,7 @@ class JobRunner:
         self._mv = memoryview(self._buf)
         self._deadline_ms = download_deadline_ms
         self._raw_type = driver.content_type
+        self._job_id = None
 
     def run_pending(self, printer_id):
         """Print every job /fetch hands out; the number handled."""
@@ -76,26 +87,51 @@ class JobRunner:
         self._report(job_id, result)
 
     def _stream(self, job_id, url):
+        """Download the job and stream it to the printer; the final state diff. A download
+        that breaks is resumed where it broke (HTTP Range), so is one that a state report
+        closed while the printer was stopped."""
         driver = self._driver
+        buf = self._buf
+        mv = self._mv
+        taken = 0  # bytes of the file taken from the download, all handed to the printer
+        breaks = 0  # failed attempts since the last progress
+        resp = None
+        self._job_id = job_id
+        driver.watcher = self
         try:
-            resp = self._api.download(url, self._raw_type, self._deadline_ms)
-        except (HttpError, ServiceError, OAuthError, AuthRejected) as e:
-            self._log.warn("job %s: download failed: %s", job_id, e)
-            return aborted("device_action_cause", "DOWNLOAD_FAILURE")
-        sent = 0
-        try:
-            if resp.status != 200:
-                self._log.warn("job %s: download answered HTTP %d", job_id, resp.status)
-                return aborted("device_action_cause", "DOWNLOAD_FAILURE")
-            driver.begin_job()
-            buf = self._buf
-            mv = self._mv
             while True:
-                n = resp.readinto(mv)
+                n = -1
+                if resp is None:
+                    resp = self._open(job_id, url, taken)
+                    if resp is False:  # refused for good: retrying cannot help
+                        resp = None
+                        self._end_quietly(taken)
+                        return aborted("device_action_cause", "DOWNLOAD_FAILURE")
+                    if resp is not None and not taken:
+                        driver.begin_job()
+                if resp is not None:
+                    try:
+                        n = resp.readinto(mv)
+                    except HttpError as e:
+                        self._log.warn("job %s: download broke after %d bytes: %s", job_id, taken, e)
+                        resp.close()
+                        resp = None
+                if n < 0:
+                    breaks += 1
+                    if breaks > DOWNLOAD_TRIES:
+                        self._end_quietly(taken)
+                        return aborted("device_action_cause", "DOWNLOAD_FAILURE")
+                    self._clock.sleep_ms(self._backoff.next_ms())
+                    continue
                 if n == 0:
                     break
+                breaks = 0
+                taken += n
                 driver.feed(buf, mv, n)
-                sent += n
+                if resp.closed:  # a state report took the connection while the printer was stopped
+                    resp = None
+            resp.close()
+            resp = None
             while True:
                 try:
                     driver.end_job(True)
@@ -103,17 +139,53 @@ class JobRunner:
                 except PrinterFault as e:  # the printer holds the rest of the job
                     if not self._hold(job_id, e.state):
                         raise
-        except HttpError as e:
-            self._log.warn("job %s: download broke after %d bytes: %s", job_id, sent, e)
-            self._end_quietly(sent)
-            return aborted("device_action_cause", "DOWNLOAD_FAILURE")
         except PrinterError as e:
-            self._log.warn("job %s: printer failed after %d bytes: %s", job_id, sent, e)
+            self._log.warn("job %s: printer failed after %d bytes: %s", job_id, taken, e)
             return aborted("device_action_cause", "PRINT_FAILURE")
         finally:
-            resp.close()
-        self._log.info("job %s: %d bytes sent, %d pages", job_id, sent, driver.pages)
+            driver.watcher = None
+            if resp is not None:
+                resp.close()
+        self._log.info("job %s: %d bytes sent, %d pages", job_id, taken, driver.pages)
         return {"state": {"type": "DONE"}, "pages_printed": driver.pages}
+
+    def _open(self, job_id, url, offset):
+        """The download response positioned at offset; after logging why not, None when
+        worth another try, False when the service refused for good (4xx)."""
+        try:
+            resp = self._api.download(url, self._raw_type, self._deadline_ms, offset)
+        except (HttpError, ServiceError, OAuthError, AuthRejected) as e:
+            self._log.warn("job %s: download failed: %s", job_id, e)
+            return None
+        try:
+            if resp.status == 206 and offset and content_range_start(resp) == offset:
+                return resp
+            if resp.status == 200:
+                left = offset  # the server ignored the Range: skip what was sent already
+                while left:
+                    n = resp.readinto(self._mv[:min(left, len(self._mv))])
+                    if n == 0:
+                        raise HttpError("body ended before byte %d" % offset)
+                    left -= n
+                return resp
+            self._log.warn("job %s: download answered HTTP %d", job_id, resp.status)
+            resp.close()
+            return False if 400 <= resp.status < 500 and resp.status not in (408, 429) else None
+        except HttpError as e:
+            self._log.warn("job %s: download failed: %s", job_id, e)
+        resp.close()
+        return None
+
+    # ---- the driver's watcher: the printer stopped or resumed taking the job's bytes
+    def stopped(self, state):
+        self._log.warn("job %s: printer is %s; waiting", self._job_id, state)
+        self._report(self._job_id, stopped_diff(state))
+        self._monitor.report(state)
+
+    def resumed(self):
+        self._log.info("job %s: printer takes data again; continuing", self._job_id)
+        self._report(self._job_id, {"state": {"type": "IN_PROGRESS"}})
+        self._monitor.report(READY, True)
 
     def _hold(self, job_id, state):
         """Report STOPPED with the printer's cause and wait until it is ready again (True,
@@ -124,7 +196,7 @@ class JobRunner:
         reported = None
         while state != READY:
             if state != reported:
-                self._report(job_id, stopped(state))
+                self._report(job_id, stopped_diff(state))
                 self._monitor.report(state)
                 reported = state
             if waited >= self._fault_wait_ms:

@@ -14,6 +14,7 @@ XON = 0x11
 XOFF = 0x13
 REPLY_MAX = 512
 DRAIN_POLL_MS = 200
+PROBE_MS = 1000  # a write blocked this long asks the printer's unsolicited status why
 
 
 class PrinterError(Exception):
@@ -86,8 +87,12 @@ class Driver:
     page_mark = None  # the bytes that mark one printed page (label end, cut)
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
-                 flow_window=64):
+                 flow_window=64, fault_wait_ms=3600000):
         self._uart = uart
+        self._fault_wait_ms = fault_wait_ms
+        # Told when the printer stops taking a job's bytes (stopped(state)) and when it
+        # takes them again (resumed()); None outside a job: a stall is then an error.
+        self.watcher = None
         self._window = flow_window  # with XON/XOFF, the most bytes in flight after an XOFF
         self._clock = clock
         self._stall_ms = stall_ms
@@ -119,6 +124,10 @@ class Driver:
         """True if b belongs to an unsolicited status message (consumed here)."""
         return False
 
+    def known_state(self):
+        """The state the printer told us without being asked, None if it does not."""
+        return None
+
     # ---- sending
     def write(self, data):
         """Send all of data (bytes or memoryview); PrinterStall if the printer stops."""
@@ -127,6 +136,7 @@ class Driver:
         off = 0
         clock = self._clock
         last = clock.ticks_ms()
+        stopped = None  # the state reported to the watcher while the printer takes nothing
         while off < total:
             if self._xonxoff:
                 self.poll_rx()
@@ -140,11 +150,29 @@ class Driver:
             if n:
                 off += n
                 last = now
-            else:
-                if clock.ticks_diff(now, last) > self._stall_ms:
+                if stopped is not None:
+                    stopped = None
+                    self.watcher.resumed()
+                continue
+            idle = clock.ticks_diff(now, last)
+            if self.watcher is None:
+                if idle > self._stall_ms:
                     raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
-                if self._xoff:
-                    clock.sleep_ms(5)
+            elif idle > PROBE_MS:
+                # The line is blocked, so a status query cannot get through: go by what
+                # the printer said unasked, and call a long silence a stall.
+                state = self.known_state()
+                if state is None or state == READY:
+                    state = NOT_ANSWERING if idle > self._stall_ms else None
+                if stopped is not None and idle > self._stall_ms + self._fault_wait_ms:
+                    if stopped == NOT_ANSWERING:
+                        raise PrinterStall("printer took no data for %d s" % (idle // 1000))
+                    raise PrinterFault(stopped)
+                if state is not None and state != stopped:
+                    stopped = state
+                    self.watcher.stopped(state)
+            if self._xoff or idle > PROBE_MS:
+                clock.sleep_ms(5)
 
     def _query(self, request, done):
         """Send request; the reply once done(reply) says it is complete, None on timeout."""
@@ -189,6 +217,8 @@ class Driver:
             if left != last_left and state == READY:
                 last_left, since = left, now
             elif self._clock.ticks_diff(now, since) > self._stall_ms:
+                if state == NOT_ANSWERING:  # a ZPL printer in error may go silent (comm.halt)
+                    raise PrinterFault(NOT_ANSWERING)
                 raise PrinterStall("printer did not finish the job within %d s" % (self._stall_ms // 1000))
             self._clock.sleep_ms(DRAIN_POLL_MS)
 

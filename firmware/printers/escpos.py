@@ -5,6 +5,7 @@
 from firmware.printers import base
 
 INIT = b"\x1b@"
+STATUS_BACK = b"\x1da\x0e"  # GS a: send status on online/offline, error and paper changes
 DLE_EOT = b"\x10\x04"
 PAPER_SENSOR = b"\x1dr\x01"
 
@@ -47,6 +48,16 @@ def state_from(printer, cause):
     return base.PAUSED
 
 
+def asb_state(asb):
+    if asb[0] & 0x20:
+        return base.HEAD_OPEN  # cover open
+    if asb[2] & 0x0C:
+        return base.PAPER_OUT
+    if asb[0] & 0x08:
+        return base.PAUSED  # offline for another reason
+    return base.READY
+
+
 def _qr(data):
     d = data.encode()
     n = len(d) + 3
@@ -62,21 +73,39 @@ class EscPosDriver(base.Driver):
     content_type = "application/x-escpos"
     page_mark = b"\x1dV"
 
-    def __init__(self, *args, **kwargs):
-        base.Driver.__init__(self, *args, **kwargs)
+    def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
+                 flow_window=64, fault_wait_ms=3600000, status_back=False):
+        base.Driver.__init__(self, uart, clock, stall_ms, status_timeout_ms, xonxoff, flow_window,
+                             fault_wait_ms)
+        self._status_back = status_back
         self._asb_left = 0
+        self._asb_seen = False
         self.asb = bytearray(4)  # the last automatic status back message
+
+    def begin_job(self):
+        base.Driver.begin_job(self)
+        if self._status_back:
+            self.write(STATUS_BACK)  # buffered: the printer answers once it reaches it
 
     def unsolicited(self, b):
         if self._asb_left:
             self.asb[4 - self._asb_left] = b
             self._asb_left -= 1
+            if not self._asb_left:
+                self._asb_seen = True
             return True
         if b & 0x93 == 0x10:  # the first byte of an ASB message
             self.asb[0] = b
             self._asb_left = 3
             return True
         return False
+
+    def known_state(self):
+        """The state from the last automatic status back message (reference §2.3)."""
+        self.poll_rx()
+        if not self._asb_seen:
+            return None
+        return asb_state(self.asb)
 
     def _ask(self, n):
         reply = self._query(DLE_EOT + bytes((n,)), _has_status)

@@ -151,6 +151,26 @@ def test_download_needs_the_printers_token(svc):
     assert call(svc, url, method="GET")[0] == 403
 
 
+def test_download_resumes_from_a_byte_range(svc):
+    pid, tok, owner, _ = claimed_printer(svc)
+    job = owner.submit(pid, b"^XA^FDx^FS^XZ", "application/x-zpl")
+    url = svc.http_url + "/cloudprint/download?id=" + job["id"]
+
+    def get(rng):
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + tok["access_token"],
+                                                   "Range": rng})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers.get("Content-Range"), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Range"), e.read()
+    assert get("bytes=4-") == (206, "bytes 4-12/13", b"FDx^FS^XZ")
+    assert get("bytes=4-12") == (206, "bytes 4-12/13", b"FDx^FS^XZ")
+    assert get("bytes=13-") == (416, "bytes */13", b"range not satisfiable")
+    for ignored in ("bytes=0-3", "bytes=-5", "bytes=1-2,4-", "items=4-", "bytes=4x-"):
+        assert get(ignored) == (200, None, b"^XA^FDx^FS^XZ"), ignored
+
+
 def test_state_survives_a_restart(tmp_path):
     data = str(tmp_path / "svc")
     with Service(data, log=lambda m: None) as s1:

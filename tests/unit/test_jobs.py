@@ -1,3 +1,5 @@
+import pytest
+
 from firmware.cloudprint import ApiError, ServiceError
 from firmware.http import HttpError
 from firmware.jobs import JobRunner
@@ -11,17 +13,21 @@ PAPER_OUT_HS = READY_HS.replace(b"030,0,0", b"030,1,0")
 
 
 class Body:
-    def __init__(self, data, fail_after=None, status=200):
+    """One download reply: data from offset on, breaking after fail_after bytes."""
+
+    def __init__(self, data, offset=0, fail_after=None, status=200, ranged=False):
         self.data = data
-        self.pos = 0
+        self.pos = offset
         self.fail_after = fail_after
-        self.status = status
+        self.status = 206 if ranged else status
+        self.headers = {"content-range": "bytes %d-%d/%d" % (offset, len(data) - 1, len(data))} if ranged else {}
         self.closed = False
 
     def readinto(self, mv):
         if self.fail_after is not None and self.pos >= self.fail_after:
             raise HttpError("body ended after %d of %d bytes" % (self.pos, len(self.data)))
-        n = min(len(mv), len(self.data) - self.pos, 300)
+        end = len(self.data) if self.fail_after is None else min(len(self.data), self.fail_after)
+        n = min(len(mv), end - self.pos, 300)
         mv[:n] = self.data[self.pos:self.pos + n]
         self.pos += n
         return n
@@ -31,17 +37,29 @@ class Body:
 
 
 class Api:
-    def __init__(self, jobs, body, control_errors=()):
+    """The service side of a job: each download is a new Body; breaks lists where the
+    successive downloads break (absolute offsets; None = no break)."""
+
+    def __init__(self, jobs, data, control_errors=(), breaks=(), status=200, ranges=True):
         self.jobs = jobs
-        self.body = body
+        self.data = data
+        self.breaks = list(breaks)
+        self.status = status
+        self.ranges = ranges
+        self.offsets = []  # the Range start of every download
         self.controls = []
         self.control_errors = list(control_errors)
+        self.body = None
 
     def fetch(self, printer_id):
         return self.jobs
 
-    def download(self, url, accept, deadline_ms):
+    def download(self, url, accept, deadline_ms, offset=0):
         self.accept = accept
+        self.offsets.append(offset)
+        fail_after = self.breaks.pop(0) if self.breaks else None
+        ranged = bool(offset) and self.ranges
+        self.body = Body(self.data, offset if ranged else 0, fail_after, self.status, ranged)
         return self.body
 
     def control(self, job_id, diff):
@@ -72,7 +90,7 @@ LABELS = b"^XA^FDone^FS^XZ" * 40
 
 
 def test_job_streams_and_reports_done_with_label_count():
-    api = Api([JOB], Body(LABELS))
+    api = Api([JOB], LABELS)
     r, uart = runner(api)
     assert r.run_pending("p1") == 1
     assert LABELS in bytes(uart.sent)
@@ -81,25 +99,37 @@ def test_job_streams_and_reports_done_with_label_count():
     assert api.accept == "application/x-zpl" and api.body.closed
 
 
-def test_cut_download_aborts_and_recovers_the_printer():
-    api = Api([JOB], Body(LABELS, fail_after=300))
+def test_a_download_that_keeps_breaking_aborts_and_recovers_the_printer():
+    api = Api([JOB], LABELS, breaks=[300] * 10)
     r, uart = runner(api)
     r.run_pending("p1")
     assert api.controls[-1] == ("j1", {"state": {"type": "ABORTED",
                                                  "device_action_cause": {"error_code": "DOWNLOAD_FAILURE"}}})
+    assert api.offsets == [0] + [300] * 4  # resumed where it broke, then given up
     sent = bytes(uart.sent)
-    assert LABELS[:api.body.pos] + b"~JX" in sent  # the cut-off format is cancelled right away
+    assert sent.endswith(LABELS[:300] + b"~JX~HS")  # the cut-off format is cancelled
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_a_broken_download_resumes_where_it_broke(ranges):
+    api = Api([JOB], LABELS, breaks=[256, 300, None], ranges=ranges)
+    r, uart = runner(api)
+    r.run_pending("p1")
+    assert api.offsets == [0, 256, 300]
+    assert bytes(uart.sent).count(LABELS) == 1 and b"~JX" not in bytes(uart.sent)
+    assert api.controls[-1] == ("j1", {"state": {"type": "DONE"}, "pages_printed": 40})
 
 
 def test_download_404_aborts():
-    api = Api([JOB], Body(b"", status=404))
+    api = Api([JOB], b"", status=404)
     r, _ = runner(api)
     r.run_pending("p1")
     assert api.controls[-1][1]["state"]["type"] == "ABORTED"
+    assert api.offsets == [0]  # a 4xx is not retried
 
 
 def test_wrong_content_type_is_never_sent_to_the_printer():
-    api = Api([dict(JOB, contentType="application/pdf")], Body(b"%PDF-1.4"))
+    api = Api([dict(JOB, contentType="application/pdf")], b"%PDF-1.4")
     r, uart = runner(api)
     r.run_pending("p1")
     assert b"%PDF" not in bytes(uart.sent)
@@ -107,7 +137,7 @@ def test_wrong_content_type_is_never_sent_to_the_printer():
 
 
 def test_paper_out_before_printing_stops_the_job_until_reloaded():
-    api = Api([JOB], Body(LABELS))
+    api = Api([JOB], LABELS)
     r, uart = runner(api, [PAPER_OUT_HS, PAPER_OUT_HS, PAPER_OUT_HS, READY_HS])
     r.run_pending("p1")
     assert [d for _, d in api.controls] == [
@@ -120,7 +150,7 @@ def test_paper_out_before_printing_stops_the_job_until_reloaded():
 
 
 def test_a_fault_while_draining_stops_then_resumes():
-    api = Api([JOB], Body(LABELS))
+    api = Api([JOB], LABELS)
     head_open = READY_HS.replace(b"001,0,0,0", b"001,0,1,0").replace(b"1225,000", b"1225,005")
     r, uart = runner(api, [READY_HS, head_open, head_open, READY_HS])
     r.run_pending("p1")
@@ -131,7 +161,7 @@ def test_a_fault_while_draining_stops_then_resumes():
 
 
 def test_a_fault_that_outlasts_the_wait_aborts():
-    api = Api([JOB], Body(LABELS))
+    api = Api([JOB], LABELS)
     paused = READY_HS.replace(b"030,0,0", b"030,0,1")
     r, uart = runner(api, paused, fault_wait_ms=10000)
     r.run_pending("p1")
@@ -142,11 +172,11 @@ def test_a_fault_that_outlasts_the_wait_aborts():
 
 
 def test_report_retries_transient_failures_and_drops_finished_jobs():
-    api = Api([JOB], Body(LABELS), [ServiceError("HTTP 503"), HttpError("reset")])
+    api = Api([JOB], LABELS, [ServiceError("HTTP 503"), HttpError("reset")])
     r, _ = runner(api)
     r.run_pending("p1")
     assert [d["state"]["type"] for _, d in api.controls] == ["IN_PROGRESS", "DONE"]
-    api = Api([JOB], Body(LABELS), [ApiError("control", 1003, "Can't modify the finished job.")])
+    api = Api([JOB], LABELS, [ApiError("control", 1003, "Can't modify the finished job.")])
     r, uart = runner(api)
     r.run_pending("p1")
     assert api.controls == [] and LABELS not in bytes(uart.sent)
@@ -173,3 +203,33 @@ def test_monitor_sends_the_cds_only_on_change():
     assert cds("head_open", False)["printer"]["cover_state"]["item"][0]["state"] == "OPEN"
     assert cds("not_answering", False)["printer"]["vendor_state"]["item"][0]["description"] == \
         "Printer not responding"
+
+
+def test_a_printer_that_stops_mid_stream_holds_the_job_and_the_download_resumes():
+    class ClosingApi(Api):  # as the real Http client: a new request closes the open reply
+        def control(self, job_id, diff):
+            if self.body is not None:
+                self.body.close()
+            Api.control(self, job_id, diff)
+
+    class Ticking(FakeClock):
+        def ticks_ms(self):
+            self.now += 10
+            return self.now
+
+    api = ClosingApi([JOB], LABELS)
+    clock = Ticking()
+    uart = FakeUart({HS: READY_HS})
+    uart.accept = lambda n: n if clock.now > 60000 else max(0, min(n, 303 - len(uart.sent)))
+    monitor = Monitor()
+    r = JobRunner(api, ZplDriver(uart, clock, stall_ms=10000), clock, ListLog(), Backoff(lambda: 0.5),
+                  256, 60000, monitor, 600000)
+    r.run_pending("p1")
+    assert [d for _, d in api.controls] == [
+        {"state": {"type": "IN_PROGRESS"}},
+        {"state": {"type": "STOPPED", "device_state_cause": {"error_code": "OTHER"}}},
+        {"state": {"type": "IN_PROGRESS"}},
+        {"state": {"type": "DONE"}, "pages_printed": 40}]
+    assert api.offsets == [0, 512]  # the stopped report closed the download: resumed after it
+    assert bytes(uart.sent).count(LABELS) == 1
+    assert ("not_answering", False) in monitor.states

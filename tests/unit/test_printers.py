@@ -159,3 +159,64 @@ def test_page_marks_are_counted_across_any_chunking(parts, sizes):
         pos += n
         i += 1
     assert total == stream.count(b"^XZ")
+
+
+class _Watcher:
+    def __init__(self):
+        self.calls = []
+
+    def stopped(self, state):
+        self.calls.append(state)
+
+    def resumed(self):
+        self.calls.append("resumed")
+
+
+def _blocking_uart(clock, block_at, until_ms, replies=None):
+    """Takes bytes until block_at have been sent, then none until the clock reaches until_ms."""
+    uart = FakeUart(replies)
+
+    def accept(n):
+        if clock.now >= until_ms:
+            return n
+        return max(0, min(n, block_at - len(uart.sent)))
+    uart.accept = accept
+    return uart
+
+
+ASB_OK = b"\x10\x00\x00\x00"
+ASB_PAPER_OUT = b"\x18\x00\x0c\x00"  # offline, roll paper end
+
+
+def test_escpos_status_back_names_the_fault_while_the_line_is_blocked():
+    clock = _TickingClock()
+    uart = _blocking_uart(clock, 100, 20000, {b"\x1da\x0e": ASB_OK})
+    d = EscPosDriver(uart, clock, stall_ms=10000, status_back=True)
+    d.watcher = w = _Watcher()
+    d.begin_job()
+    assert bytes(uart.sent) == b"\x1da\x0e"
+    d.write(b"x" * 90)
+    uart.rx += ASB_PAPER_OUT  # sent by the printer as the paper runs out
+    d.write(b"y" * 200)  # blocks at byte 100 until the clock reaches 20 s
+    assert w.calls == ["paper_out", "resumed"]
+    assert bytes(uart.sent).endswith(b"y" * 200)
+
+
+def test_a_silent_blocked_printer_is_a_stall_then_an_error():
+    clock = _TickingClock()
+    uart = _blocking_uart(clock, 10, 30000)
+    d = ZplDriver(uart, clock, stall_ms=5000)
+    d.watcher = w = _Watcher()
+    d.write(b"^XA" * 20)  # blocked for ~30 s: reported after the stall timeout, then resumes
+    assert w.calls == ["not_answering", "resumed"]
+    clock = _TickingClock()
+    d = ZplDriver(_blocking_uart(clock, 10, 10 ** 9), clock, stall_ms=5000, fault_wait_ms=60000)
+    d.watcher = w = _Watcher()
+    with pytest.raises(base.PrinterStall):
+        d.write(b"^XA" * 20)
+    assert w.calls == ["not_answering"] and 65000 <= clock.now < 70000
+    d.watcher = None  # outside a job a stall is an error at once
+    clock.now = 0
+    with pytest.raises(base.PrinterStall):
+        d.write(b"^XA")
+    assert clock.now < 6000

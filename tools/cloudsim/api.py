@@ -5,6 +5,7 @@ success:false and an errorCode (reference §1.1); a missing or bad access token 
 HTTP 403. Numbers that GCP sent as strings are sent as strings here too."""
 import collections
 import json
+import re
 
 from tools.cloudsim.store import TERMINAL, new_id, new_secret, now_ms
 
@@ -33,6 +34,18 @@ CAUSES = {
 FETCH_LIMIT = 8
 MAX_TITLE = 200
 WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
+
+
+def byte_range(header, length):
+    """The start offset a single "bytes=N-" range asks for; None to send the whole body
+    (no header, or a form we do not serve); "unsatisfiable" when N is past the end."""
+    m = re.fullmatch(r"bytes=(\d+)-(\d*)", (header or "").strip(), re.ASCII)
+    if not m:
+        return None
+    if m.group(2) and int(m.group(2)) != length - 1:
+        return None  # only ranges that run to the end: all a resuming client asks for
+    start = int(m.group(1))
+    return "unsatisfiable" if start >= length else start
 
 
 class Reply:
@@ -189,7 +202,11 @@ class Api:
                           "content_type": req.headers.get("Content-Type", ""),
                           "authorization": "Authorization" in req.headers,
                           "proxy_header": "X-CloudPrint-Proxy" in req.headers,
-                          "params": sorted(set(req.params) | set(req.files))})
+                          "params": sorted(set(req.params) | set(req.files)),
+                          "range": req.headers.get("Range"),
+                          # job states are not secret: tests read the reported sequence
+                          "job": req.value("jobid") if req.interface == "control" else None,
+                          "diff": req.value("semantic_state_diff") if req.interface == "control" else None})
         fault = self.faults.take("http_error", interface=req.interface)
         if fault:
             return Reply(status=fault.get("status", 503), body=b"unavailable",
@@ -566,12 +583,24 @@ class Api:
         if printer is None or job["content_type"] not in content_types(printer):
             return Reply(status=415, body=b"cannot convert", content_type="text/plain")
         length = self.store.one("SELECT length(content) AS n FROM jobs WHERE id=?", (job["id"],))["n"]
+        start, status, headers = 0, 200, [("Accept-Ranges", "bytes")]
+        wanted = byte_range(req.headers.get("Range"), length)
+        if wanted == "unsatisfiable":
+            return Reply(status=416, body=b"range not satisfiable", content_type="text/plain",
+                         headers=[("Content-Range", "bytes */%d" % length)])
+        if wanted is not None:  # resuming a broken download (RFC 9110 section 14)
+            start, status = wanted, 206
+            headers.append(("Content-Range", "bytes %d-%d/%d" % (start, length - 1, length)))
         cut = self.faults.take("truncate_download")
-        send = length if cut is None else min(length, cut.get("keep", length // 2))
+        send = length - start
+        if cut is not None:
+            send = max(0, cut["at"] - start) if "at" in cut else cut.get("keep", send // 2)
+            send = min(send, length - start)
         job_id = job["id"]
 
         def stream(write):
             with self.store.blob(job_id) as blob:
+                blob.seek(start)
                 left = send
                 while left > 0:
                     chunk = blob.read(min(65536, left))
@@ -579,7 +608,8 @@ class Api:
                         break
                     write(chunk)
                     left -= len(chunk)
-        return Reply(content_type=job["content_type"], stream=stream, length=length)
+        return Reply(status=status, content_type=job["content_type"], stream=stream,
+                     length=length - start, headers=headers)
 
     def i_submit(self, req):
         if req.principal[0] != "user":

@@ -6,7 +6,8 @@ KNOWN = {
     "register_drop_field": "the next /register reply lacks the field given as `field`",
     "non_json": "the next reply of `interface` is not JSON",
     "http_error": "the next call of `interface` answers HTTP `status` (5xx, 429 + Retry-After)",
-    "truncate_download": "the next download sends `keep` bytes of the body, then closes",
+    "truncate_download": "the next download sends `keep` bytes of its body (or stops at byte "
+                         "`at` of the file), then closes",
 }
 
 
