@@ -12,6 +12,7 @@ from firmware.backoff import Backoff
 from firmware.cloudprint import ApiError, AuthRejected, CloudPrint, ServiceError, ERR_UNKNOWN_PRINTER
 from firmware.http import Http, HttpError
 from firmware.jobs import JobRunner
+from firmware.journal import Journal
 from firmware.log import Log
 from firmware.monitor import Monitor
 from firmware.printers.base import PrinterError
@@ -110,9 +111,10 @@ class Agent:
             return creds
         return None
 
-    def forget_registration(self, why):
-        self.log.warn("printer is no longer registered (%s); wiping credentials", why)
+    def forget_registration(self, why, journal):
+        self.log.warn("printer is no longer registered (%s); wiping credentials and journal", why)
         self.flash.remove(CREDENTIALS)
+        journal.wipe()
 
     def register(self, api, http, driver, settings, ident):
         """(credentials, access_token, expires_in) or None; see registration.py."""
@@ -140,9 +142,10 @@ class Agent:
         ident = self.identity()
         api = CloudPrint(http, settings["service_url"], ident["proxy"])
         monitor = Monitor(api, log)
+        journal = Journal(self.flash, log)
         runner = JobRunner(api, driver, self.clock, log, Backoff(self.ports.rand),
                            board["stream_buffer"], settings["download_deadline_s"] * 1000,
-                           monitor, settings["fault_wait_s"] * 1000)
+                           monitor, settings["fault_wait_s"] * 1000, journal)
         self.ports.board = board = None  # everything it configures is built now
         creds = self.credentials()
         seed = None
@@ -174,11 +177,11 @@ class Agent:
                 # after finished jobs, fetch again at once: more may be queued
                 delay_ms = 0 if handled else settings["poll_interval_s"] * 1000
             except oauth.Revoked as e:
-                self.forget_registration(e)
+                self.forget_registration(e, journal)
                 creds = None
             except ApiError as e:
                 if e.code == ERR_UNKNOWN_PRINTER:
-                    self.forget_registration(e)
+                    self.forget_registration(e, journal)
                     creds = None
                 else:
                     delay_ms = self._retry_delay(e, 0)

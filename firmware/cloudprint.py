@@ -131,6 +131,19 @@ class CloudPrint:
             raise ServiceError("fetch: reply has no job list")
         return jobs
 
+    def ticket(self, job_id):
+        """The job's CJT (reference §5.2): a bare JSON object on success, no envelope."""
+        url = self._base + "/ticket"
+        fields = [("jobid", job_id, None), ("use_cjt", "true", None)]
+        try:
+            obj = self._post("ticket", url, fields, True, False)
+        except AuthRejected:
+            self.tokens.invalidate()
+            obj = self._post("ticket", url, fields, True, False)
+        if obj.get("success") is False:
+            check_success("ticket", obj)
+        return obj
+
     def control(self, job_id, diff):
         return self.call("control", [("jobid", job_id, None),
                                      ("semantic_state_diff", json.dumps(diff), None)])

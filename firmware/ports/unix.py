@@ -13,11 +13,14 @@ from firmware.clock import SystemClock
 from firmware.ports.netsock import Connector
 from firmware.store import Flash
 
-SO_SNDBUF = 7  # Linux's value; MicroPython's socket module does not name it
+SO_SNDBUF = 7  # Linux's values; MicroPython's socket module does not name them
+IPPROTO_TCP = 6
+TCP_NODELAY = 1
 SEND_BUFFER = 8192  # like the ESP32's lwIP send buffer: a printer status query must not
 # queue behind megabytes of print data, as it would with Linux's autotuned buffers
 WRITE_WAIT_MS = 100
 READ_WAIT_MS = 0  # readinto never waits, as machine.UART with timeout=0
+MIN_PACED_WRITE = 16  # bytes: fewer per send would cost more in system calls than the line time
 
 
 class TcpUart:
@@ -30,7 +33,7 @@ class TcpUart:
         self._sock = None
         self._poll = select.poll()
         self._pace = pace_bps
-        self._credit = 0
+        self._credit_us = 0
         self._last = time.ticks_us()
 
     def _open(self):
@@ -39,6 +42,9 @@ class TcpUart:
             s = socket.socket()
             try:
                 s.setsockopt(socket.SOL_SOCKET, SO_SNDBUF, SEND_BUFFER)
+                # No Nagle: small paced writes must leave at once, as on a serial line, not
+                # wait for the printer's delayed ACK and then arrive as one burst.
+                s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
                 s.settimeout(2)
                 s.connect(addr)
                 s.setblocking(False)
@@ -59,26 +65,30 @@ class TcpUart:
             self._sock = None
 
     def _allowance(self, want):
+        # Line time is kept in microseconds, so no fraction of a byte is lost per call.
         now = time.ticks_us()
-        self._credit = min(self._credit + time.ticks_diff(now, self._last) * self._pace // 1000000, want)
+        self._credit_us = min(self._credit_us + time.ticks_diff(now, self._last),
+                              (want * 1000000 + self._pace - 1) // self._pace)  # rounded up
         self._last = now
-        return self._credit
+        return self._credit_us * self._pace // 1000000
 
     def write(self, buf):
         try:
             self._open()
             n = len(buf)
             if self._pace:
-                n = self._allowance(n)
-                if n < 1:
-                    time.sleep_ms(1)
+                least = min(n, MIN_PACED_WRITE)
+                have = self._allowance(n)
+                if have < least:  # sleep just until the line has room: no dribbles, no idle line
+                    time.sleep_us((least - have) * 1000000 // self._pace + 1)
                     return None
+                n = have
                 buf = buf[:n] if n < len(buf) else buf
             if not self._wait(select.POLLOUT, WRITE_WAIT_MS):
                 return None
             sent = self._sock.send(buf)
             if self._pace:
-                self._credit -= sent
+                self._credit_us -= sent * 1000000 // self._pace
             return sent
         except OSError:
             self.close()

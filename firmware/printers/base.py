@@ -172,7 +172,7 @@ class Driver:
                     stopped = state
                     self.watcher.stopped(state)
             if self._xoff or idle > PROBE_MS:
-                clock.sleep_ms(5)
+                clock.sleep_ms(1)
 
     def _query(self, request, done):
         """Send request; the reply once done(reply) says it is complete, None on timeout."""

@@ -1,8 +1,12 @@
+import tempfile
+
 import pytest
 
 from firmware.cloudprint import ApiError, ServiceError
 from firmware.http import HttpError
 from firmware.jobs import JobRunner
+from firmware.journal import Journal
+from firmware.store import Flash
 from firmware.backoff import Backoff
 from firmware.printers.zpl import ZplDriver, HS
 from tests.fakes import FakeClock, FakeUart, ListLog
@@ -51,8 +55,13 @@ class Api:
         self.control_errors = list(control_errors)
         self.body = None
 
+    ticket_reply = {"version": "1.0", "print": {}}
+
     def fetch(self, printer_id):
         return self.jobs
+
+    def ticket(self, job_id):
+        return self.ticket_reply
 
     def download(self, url, accept, deadline_ms, offset=0):
         self.accept = accept
@@ -77,11 +86,15 @@ class Monitor:
         self.states.append((state, printing))
 
 
-def runner(api, hs=READY_HS, fault_wait_ms=60000):
+def journal(flash_dir=None):
+    return Journal(Flash(flash_dir or tempfile.mkdtemp(prefix="flash-")), ListLog())
+
+
+def runner(api, hs=READY_HS, fault_wait_ms=60000, flash_dir=None):
     uart = FakeUart({HS: hs})
     clock = FakeClock()
     r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), 256, 60000,
-                  Monitor(), fault_wait_ms)
+                  Monitor(), fault_wait_ms, journal(flash_dir))
     return r, uart
 
 
@@ -223,7 +236,7 @@ def test_a_printer_that_stops_mid_stream_holds_the_job_and_the_download_resumes(
     uart.accept = lambda n: n if clock.now > 60000 else max(0, min(n, 303 - len(uart.sent)))
     monitor = Monitor()
     r = JobRunner(api, ZplDriver(uart, clock, stall_ms=10000), clock, ListLog(), Backoff(lambda: 0.5),
-                  256, 60000, monitor, 600000)
+                  256, 60000, monitor, 600000, journal())
     r.run_pending("p1")
     assert [d for _, d in api.controls] == [
         {"state": {"type": "IN_PROGRESS"}},
@@ -233,3 +246,123 @@ def test_a_printer_that_stops_mid_stream_holds_the_job_and_the_download_resumes(
     assert api.offsets == [0, 512]  # the stopped report closed the download: resumed after it
     assert bytes(uart.sent).count(LABELS) == 1
     assert ("not_answering", False) in monitor.states
+
+
+class PowerCut(Exception):
+    """Stands for the power going off: nothing after it runs."""
+
+
+def restart(api, flash_dir, **kw):
+    """A new runner on the same flash, as after a reboot."""
+    return runner(api, flash_dir=flash_dir, **kw)
+
+
+def test_a_job_cut_off_before_its_first_byte_prints_normally_after_a_restart(tmp_path):
+    api = Api([JOB], LABELS)
+    r, uart = runner(api, flash_dir=str(tmp_path))
+
+    def cut(job_id):
+        raise PowerCut()
+    api.ticket = cut
+    with pytest.raises(PowerCut):
+        r.run_pending("p1")
+    assert LABELS not in bytes(uart.sent)
+    del api.ticket
+    api.jobs = []  # IN_PROGRESS took it out of /fetch: only the journal knows it
+    r, uart = restart(api, str(tmp_path))
+    assert r.run_pending("p1") == 1
+    assert bytes(uart.sent).count(LABELS) == 1
+    assert api.controls[-1] == ("j1", {"state": {"type": "DONE"}, "pages_printed": 40})
+
+
+def test_a_job_cut_off_mid_print_is_aborted_and_never_reprinted(tmp_path):
+    api = Api([JOB], LABELS)
+    r, uart = runner(api, flash_dir=str(tmp_path))
+    uart.accept = lambda n: (_ for _ in ()).throw(PowerCut()) if len(uart.sent) > 300 else n
+    with pytest.raises(PowerCut):
+        r.run_pending("p1")
+    api.jobs = []
+    r, uart = restart(api, str(tmp_path))
+    r.run_pending("p1")
+    assert api.controls[-1] == ("j1", {"state": {"type": "ABORTED",
+                                                 "device_action_cause": {"error_code": "PRINT_FAILURE"}}})
+    sent = bytes(uart.sent)
+    assert b"^XA" not in sent.replace(b"~HS", b"") and b"~JX" in sent  # only status and the cancel
+    api.jobs = [JOB]  # handed out again: ignored
+    r.run_pending("p1")
+    assert b"^XA" not in bytes(uart.sent)
+
+
+def test_a_job_whose_bytes_were_all_sent_is_finished_after_a_restart(tmp_path):
+    api = Api([JOB], LABELS)
+    r, uart = runner(api, flash_dir=str(tmp_path))
+    r._driver.end_job = lambda complete: (_ for _ in ()).throw(PowerCut())  # while draining
+    with pytest.raises(PowerCut):
+        r.run_pending("p1")
+    assert bytes(uart.sent).count(LABELS) == 1
+    api.jobs = []
+    r, uart = restart(api, str(tmp_path))
+    r.run_pending("p1")
+    assert api.controls[-1] == ("j1", {"state": {"type": "DONE"}, "pages_printed": 40})
+    assert LABELS not in bytes(uart.sent)
+
+
+def test_an_undelivered_final_report_waits_in_the_outbox_and_blocks_new_jobs(tmp_path):
+    api = Api([JOB], LABELS)
+    r, uart = runner(api, flash_dir=str(tmp_path))
+    real_control = api.control
+    failing = [True]
+
+    def control(job_id, diff):
+        if diff["state"]["type"] == "DONE" and failing[0]:
+            raise ServiceError("HTTP 503")
+        real_control(job_id, diff)
+    api.control = control
+    with pytest.raises(ServiceError, match="final report not delivered"):
+        r.run_pending("p1")
+    second = dict(JOB, id="j2")
+    api.jobs = [JOB, second]  # j1 is handed out again: the service never saw DONE
+    with pytest.raises(ServiceError, match="still not delivered"):
+        r, uart = restart(api, str(tmp_path))
+        r.run_pending("p1")
+    assert LABELS not in bytes(uart.sent)  # nothing new while a report is pending
+    failing[0] = False
+    r.run_pending("p1")
+    assert [c for c in api.controls if c[1]["state"]["type"] == "DONE"] == [
+        ("j1", {"state": {"type": "DONE"}, "pages_printed": 40}),
+        ("j2", {"state": {"type": "DONE"}, "pages_printed": 40})]
+    assert bytes(uart.sent).count(LABELS) == 1  # j2 only: j1 was not printed again
+
+
+def test_the_same_job_twice_in_one_fetch_prints_once():
+    api = Api([JOB, dict(JOB)], LABELS)
+    r, uart = runner(api)
+    assert r.run_pending("p1") == 1
+    assert bytes(uart.sent).count(LABELS) == 1
+
+
+@pytest.mark.parametrize("ticket, copies", [
+    ({"version": "1.0", "print": {"copies": {"copies": 3}}}, 3),
+    ({"version": "1.0", "print": {"copies": {"copies": "2"}}}, 2),
+    ({"version": "1.0"}, 1)])
+def test_copies_stream_the_payload_again(ticket, copies):
+    api = Api([JOB], LABELS)
+    api.ticket_reply = ticket
+    r, uart = runner(api)
+    r.run_pending("p1")
+    assert bytes(uart.sent).count(LABELS) == copies
+    assert api.offsets == [0] * copies  # each copy downloaded again: constant memory
+    assert api.controls[-1] == ("j1", {"state": {"type": "DONE"}, "pages_printed": 40 * copies})
+
+
+@pytest.mark.parametrize("ticket", [{"print": {"copies": {"copies": 0}}},
+                                    {"print": {"copies": {"copies": 5000}}},
+                                    {"print": {"copies": "many"}}, {"print": []}])
+def test_a_ticket_the_printer_cannot_honour_aborts_the_job(ticket):
+    api = Api([JOB], LABELS)
+    api.ticket_reply = ticket
+    r, uart = runner(api)
+    r.run_pending("p1")
+    assert api.controls[-1] == ("j1", {"state": {"type": "ABORTED",
+                                                 "device_action_cause": {"error_code": "INVALID_TICKET"}}})
+    assert LABELS not in bytes(uart.sent)

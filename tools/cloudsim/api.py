@@ -207,6 +207,22 @@ class Api:
                           # job states are not secret: tests read the reported sequence
                           "job": req.value("jobid") if req.interface == "control" else None,
                           "diff": req.value("semantic_state_diff") if req.interface == "control" else None})
+        state = None
+        if req.interface == "control":
+            try:
+                state = json.loads(req.value("semantic_state_diff") or "{}")["state"]["type"]
+            except (ValueError, KeyError, TypeError):
+                pass
+        hook = self.faults.take("intercept", interface=req.interface, state=state)
+        if hook and not hook.get("apply"):
+            hook["then"]()
+            return Reply(status=503, body=b"dropped", content_type="text/plain")
+        reply = self._route(req)
+        if hook:
+            hook["then"]()
+        return reply
+
+    def _route(self, req):
         fault = self.faults.take("http_error", interface=req.interface)
         if fault:
             return Reply(status=fault.get("status", 503), body=b"unavailable",

@@ -111,7 +111,7 @@ class PrinterSim:
             if n < 1:
                 time.sleep(0.0005)
                 continue
-            if not wait_readable(0.02):
+            if not wait_readable(0.002):  # short: an XON in the outbox must not wait
                 continue
             chunk = read(n)
             if chunk is None:
@@ -126,6 +126,8 @@ class PrinterSim:
     def _serve(self, conn):
         with conn:
             conn.setblocking(True)
+            # a serial line has no Nagle: an XON must not wait for the host's delayed ACK
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def readable(timeout):
                 return bool(select.select([conn], [], [], timeout)[0])
