@@ -116,6 +116,28 @@ class Agent:
         self.flash.remove(CREDENTIALS)
         journal.wipe()
 
+    def sync_printer(self, api, creds, driver):
+        """Send the CDD and the firmware version by /update when they differ from what
+        the service was last told (reference §4.3): after a firmware upgrade or a new
+        board config."""
+        from firmware import cdd
+        try:
+            caps, caps_hash = cdd.document(driver)
+        finally:
+            unload("firmware.cdd")
+        fields = []
+        if creds.get("caps_hash") != caps_hash:
+            fields += [("use_cdd", "true", None), ("capabilities", caps, "application/json"),
+                       ("capsHash", caps_hash, None)]
+        if creds.get("firmware") != VERSION:
+            fields.append(("firmware", VERSION, None))
+        if fields:
+            api.update(creds["printer_id"], fields)
+            creds["caps_hash"] = caps_hash
+            creds["firmware"] = VERSION
+            self.flash.write_json(CREDENTIALS, creds)
+            self.log.info("told the service of new capabilities or firmware %s", VERSION)
+
     def register(self, api, http, driver, settings, ident):
         """(credentials, access_token, expires_in) or None; see registration.py."""
         from firmware.registration import Registration
@@ -149,6 +171,7 @@ class Agent:
         self.ports.board = board = None  # everything it configures is built now
         creds = self.credentials()
         seed = None
+        synced = False  # CDD and firmware checked against what the service has
         log.info("agent %s up: %s printer, service %s, %s", VERSION, driver.language,
                  settings["service_url"], "registered" if creds else "unregistered")
         while True:
@@ -170,6 +193,9 @@ class Agent:
                     if seed:
                         api.tokens.seed(seed[0], seed[1])
                         seed = None
+                if not synced:
+                    self.sync_printer(api, creds, driver)
+                    synced = True
                 handled = runner.run_pending(creds["printer_id"])
                 gc.collect()
                 log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())

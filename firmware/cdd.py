@@ -25,6 +25,12 @@ def capabilities(language, content_type):
     return {"version": "1.0", "printer": printer}
 
 
+def document(driver):
+    """(CDD as JSON text, its capsHash) for this printer."""
+    caps = json.dumps(capabilities(driver.language, driver.content_type))
+    return caps, caps_hash(caps)
+
+
 def caps_hash(cdd_json):
     return binascii.hexlify(hashlib.sha256(cdd_json.encode()).digest()[:8]).decode()
 

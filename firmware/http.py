@@ -75,24 +75,21 @@ def multipart(fields, boundary):
 
 
 class _Reader:
-    """Buffered reads from the connection, each checked against the deadline."""
+    """Buffered reads from the connection, each bounded by the deadline and by the
+    longest silence allowed (the socket timeout)."""
 
-    def __init__(self, conn, deadline, buf):
+    def __init__(self, conn, deadline, buf, timeout_ms, clock):
         self._conn = conn
         self._deadline = deadline
         self._buf = buf
         self._mv = memoryview(buf)
         self._start = 0
         self._end = 0
+        self._timeout_ms = timeout_ms
+        self._clock = clock
 
     def _recv(self, mv):
-        if self._deadline.expired():
-            raise HttpError("deadline passed")
-        try:
-            n = self._conn.readinto(mv)
-        except OSError as e:
-            raise HttpError("read failed: %s" % e)
-        return n or 0
+        return _io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read")
 
     def readline(self):
         while True:
@@ -247,8 +244,10 @@ class Http:
         except OSError as e:
             raise HttpError("connect to %s:%d failed: %s" % (host, port, e))
         try:
-            _send(conn, method, host, port, use_tls, target, headers, body)
-            reader = _Reader(conn, deadline, self._line)
+            timeout_ms = self.timeout_s * 1000
+            _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms,
+                  self._clock)
+            reader = _Reader(conn, deadline, self._line, timeout_ms, self._clock)
             status = _status_line(reader.readline())
             hdrs = {}
             for _ in range(MAX_HEADERS):
@@ -289,7 +288,7 @@ def _status_line(line):
     return int(parts[1])
 
 
-def _send(conn, method, host, port, use_tls, target, headers, body):
+def _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms, clock):
     default_port = 443 if use_tls else 80
     hostport = host if port == default_port else "%s:%d" % (host, port)
     lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + hostport, "Connection: close"]
@@ -298,19 +297,34 @@ def _send(conn, method, host, port, use_tls, target, headers, body):
     if body is not None:
         lines.append("Content-Length: %d" % len(body))
     lines.append("\r\n")
-    try:
-        _write_all(conn, "\r\n".join(lines).encode())
-        if body:
-            _write_all(conn, body)
-    except OSError as e:
-        raise HttpError("send failed: %s" % e)
+    _write_all(conn, "\r\n".join(lines).encode(), deadline, timeout_ms, clock)
+    if body:
+        _write_all(conn, body, deadline, timeout_ms, clock)
 
 
-def _write_all(conn, data):
+def _io(op, mv, deadline, timeout_ms, clock, what):
+    """op(mv, wait_ms) until it moves bytes (the count; 0 = end of stream); HttpError
+    when the deadline passes or nothing moves for timeout_ms."""
+    quiet_since = clock.ticks_ms()
+    while True:
+        left = deadline.remaining_ms()
+        if left <= 0:
+            raise HttpError("deadline passed")
+        try:
+            n = op(mv, left if left < timeout_ms else timeout_ms)
+        except OSError as e:
+            raise HttpError("%s failed: %s" % (what, e))
+        if n is not None:
+            return n
+        if clock.ticks_diff(clock.ticks_ms(), quiet_since) >= timeout_ms:
+            raise HttpError("%s timed out after %d s" % (what, timeout_ms // 1000))
+
+
+def _write_all(conn, data, deadline, timeout_ms, clock):
     mv = memoryview(data)
     off = 0
     while off < len(mv):
-        n = conn.write(mv[off:])
+        n = _io(conn.write, mv[off:], deadline, timeout_ms, clock, "send")
         if not n:
-            raise OSError("write made no progress")
+            raise HttpError("send made no progress")
         off += n

@@ -53,7 +53,7 @@ def exchange_code(http, url, client_id, client_secret, code):
 
 def register_fields(settings, identity, driver, version):
     language = driver.language
-    caps = json.dumps(cdd.capabilities(language, driver.content_type))
+    caps, caps_hash = cdd.document(driver)
     return [
         ("name", settings["printer_name"], None),
         ("default_display_name", settings["printer_name"], None),
@@ -68,7 +68,7 @@ def register_fields(settings, identity, driver, version):
         ("update_url", settings["service_url"], None),
         ("use_cdd", "true", None),
         ("capabilities", caps, "application/json"),
-        ("capsHash", cdd.caps_hash(caps), None),
+        ("capsHash", caps_hash, None),
         ("semantic_state", json.dumps(cdd.state()), "application/json"),
         ("local_settings", cdd.local_settings_json(), "application/json"),
     ]
@@ -151,7 +151,9 @@ class Registration:
         self._log.add_secret(refresh)
         self._log.add_secret(access)
         creds = {"printer_id": ticket["printer_id"], "refresh_token": refresh,
-                 "xmpp_jid": claim.get("xmpp_jid") or "", "user_email": claim.get("user_email") or ""}
+                 "xmpp_jid": claim.get("xmpp_jid") or "", "user_email": claim.get("user_email") or "",
+                 # what the service was told at /register: resent by /update only on change
+                 "caps_hash": cdd.document(self._driver)[1], "firmware": self._version}
         self._flash.write_json(CREDENTIALS, creds)
         self._log.info("claimed by %s; printer id %s", creds["user_email"], creds["printer_id"])
         return creds, access, expires

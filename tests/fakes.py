@@ -40,11 +40,11 @@ class FakeConn:
         self.clock = clock
         self.ms_per_read = ms_per_read
 
-    def write(self, data):
+    def write(self, data, ms=None):
         self.written += bytes(data)
         return len(data)
 
-    def readinto(self, mv):
+    def readinto(self, mv, ms=None):
         if self.clock:
             self.clock.advance(self.ms_per_read)
         while self.steps:

@@ -35,7 +35,7 @@ def test_zpl_chain_over_verified_https_from_source(tmp_path, service, owner, zpl
     assert sorted(os.listdir(flash)) == ["ca.der", "credentials.json", "identity.json", "settings.json"]
     with open(os.path.join(flash, "credentials.json")) as f:
         creds = json.load(f)
-    assert set(creds) == {"printer_id", "refresh_token", "xmpp_jid", "user_email"}
+    assert set(creds) == {"printer_id", "refresh_token", "xmpp_jid", "user_email", "caps_hash", "firmware"}
     assert creds["refresh_token"].startswith("1/") and creds["user_email"] == "owner@example.com"
     printer_id = creds["printer_id"]
 

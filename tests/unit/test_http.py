@@ -143,3 +143,34 @@ def test_a_new_request_closes_the_previous_response():
     c.request("GET", "http://h/1")
     second = c.request("GET", "http://h/2")
     assert first.closed and read_body(second) == b"bb"
+
+
+class _SilentConn(FakeConn):
+    """Sends its reply head, then nothing: every read waits its full allowance in vain."""
+
+    def __init__(self, clock):
+        FakeConn.__init__(self, http_reply(200, b"x" * 100)[:-100])
+        self.clock = clock
+        self.waits = []
+
+    def readinto(self, mv, ms=None):
+        if self.steps and self.steps[0]:
+            return FakeConn.readinto(self, mv)
+        self.waits.append(ms)
+        self.clock.advance(ms)
+        return None
+
+
+def test_a_silent_server_times_out_and_no_wait_outlasts_the_deadline():
+    clock = FakeClock()
+    conn = _SilentConn(clock)
+    resp = client(conn, clock=clock).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="read timed out after 5 s"):
+        read_body(resp)
+    assert conn.waits == [5000]
+    conn = _SilentConn(clock)
+    resp = client(conn, clock=clock, deadline_ms=7000).request("GET", "http://h/x")
+    clock.advance(4000)
+    with pytest.raises(H.HttpError, match="deadline passed"):
+        read_body(resp)
+    assert conn.waits == [3000]  # never waits past the deadline

@@ -71,7 +71,8 @@ def test_claimed_after_polls_no_faster_than_5s(tmp_path, monkeypatch):
     reg, clock, log, uart = make(tmp_path, api)
     creds, access, expires = reg.run()
     assert creds == {"printer_id": "p-1", "refresh_token": "1/refresh", "xmpp_jid": "j@x",
-                     "user_email": "o@x"}
+                     "user_email": "o@x", "firmware": "0.1",
+                     "caps_hash": [f for f in api.calls[0][1] if f[0] == "capsHash"][0][1]}
     assert access == "ya29.access" and expires == 3600
     assert Flash(str(tmp_path)).read_json("credentials.json") == creds
     assert all(ms >= 5000 for ms in clock.slept)

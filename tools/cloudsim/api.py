@@ -57,6 +57,7 @@ class Reply:
         self.headers = list(headers)
         self.stream = stream  # callable(write) for large bodies; length is then required
         self.length = length
+        self.drip_s = None  # fault: send the body a byte at a time, this far apart
 
 
 class Request:
@@ -220,7 +221,14 @@ class Api:
         reply = self._route(req)
         if hook:
             hook["then"]()
+        drip = self.faults.take("drip", interface=req.interface)
+        if drip:
+            reply.drip_s = drip.get("interval", 1.0)
         return reply
+
+    def revoke_tokens(self, printer_id):
+        """The owner revoked the printer's grant: its refresh token answers invalid_grant."""
+        self.store.x("UPDATE tokens SET revoked=1 WHERE printer_id=?", (printer_id,))
 
     def _route(self, req):
         fault = self.faults.take("http_error", interface=req.interface)
@@ -521,16 +529,17 @@ class Api:
         accepted = content_types(printer)
         with self.store.tx() as s:
             s.x("UPDATE printers SET accessed_ms=? WHERE id=?", (now_ms(), printer_id))
+            again = self.faults.take("duplicate_delivery") is not None
             rows = s.q("SELECT id, content_type, delivery_attempts FROM jobs WHERE printer_id=? AND "
-                       "json_extract(state, '$.state.type')='QUEUED' ORDER BY create_ms, rowid",
-                       (printer_id,))
+                       "json_extract(state, '$.state.type') IN (%s) ORDER BY create_ms, rowid"
+                       % ("'QUEUED', 'IN_PROGRESS'" if again else "'QUEUED'"), (printer_id,))
             ids = [r["id"] for r in rows if r["content_type"] in accepted][:FETCH_LIMIT]
             for job_id in ids:
                 s.x("UPDATE jobs SET delivery_attempts=delivery_attempts+1 WHERE id=?", (job_id,))
         if not ids:
             return failure(ERR_NO_JOBS, "No print job available on specified printer.")
         jobs = [self.job_json(self.store.one("SELECT * FROM jobs WHERE id=?", (i,))) for i in ids]
-        return envelope(jobs=jobs)
+        return envelope(jobs=jobs + jobs if again else jobs)
 
     def _job_for(self, req, job_id):
         if not job_id:

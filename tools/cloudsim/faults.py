@@ -8,6 +8,8 @@ KNOWN = {
     "http_error": "the next call of `interface` answers HTTP `status` (5xx, 429 + Retry-After)",
     "truncate_download": "the next download sends `keep` bytes of its body (or stops at byte "
                          "`at` of the file), then closes",
+    "drip": "the next reply of `interface` trickles out one byte every `interval` seconds",
+    "duplicate_delivery": "the next /fetch lists every job twice, IN_PROGRESS ones included",
     "intercept": "calls `then()` while handling the next call of `interface` (for /control, "
                  "the one moving a job to `state`): after it took effect if `apply`, else "
                  "instead of it (the call is dropped); tests use it to cut the power there",

@@ -10,6 +10,7 @@ import json
 import os
 import ssl
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -106,7 +107,13 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         try:
-            if reply.stream:
+            if reply.drip_s:
+                self.wfile.flush()
+                for i in range(len(reply.body)):
+                    self.wfile.write(reply.body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.drip_s)
+            elif reply.stream:
                 reply.stream(self.wfile.write)
             else:
                 self.wfile.write(reply.body)
