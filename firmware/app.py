@@ -117,26 +117,13 @@ class Agent:
         journal.wipe()
 
     def sync_printer(self, api, creds, driver):
-        """Send the CDD and the firmware version by /update when they differ from what
-        the service was last told (reference §4.3): after a firmware upgrade or a new
-        board config."""
         from firmware import cdd
         try:
-            caps, caps_hash = cdd.document(driver)
+            if cdd.sync(api, creds, driver, VERSION):
+                self.flash.write_json(CREDENTIALS, creds)
+                self.log.info("told the service of new capabilities or firmware %s", VERSION)
         finally:
             unload("firmware.cdd")
-        fields = []
-        if creds.get("caps_hash") != caps_hash:
-            fields += [("use_cdd", "true", None), ("capabilities", caps, "application/json"),
-                       ("capsHash", caps_hash, None)]
-        if creds.get("firmware") != VERSION:
-            fields.append(("firmware", VERSION, None))
-        if fields:
-            api.update(creds["printer_id"], fields)
-            creds["caps_hash"] = caps_hash
-            creds["firmware"] = VERSION
-            self.flash.write_json(CREDENTIALS, creds)
-            self.log.info("told the service of new capabilities or firmware %s", VERSION)
 
     def register(self, api, http, driver, settings, ident):
         """(credentials, access_token, expires_in) or None; see registration.py."""

@@ -1,4 +1,5 @@
-# This printer's capabilities (CDD) and state (CDS) documents (reference §6, §7).
+# This printer's capabilities (CDD) and state (CDS) documents (reference §6, §7), and
+# telling the service when they changed. Loaded only at registration and at boot.
 import binascii
 import hashlib
 import json
@@ -47,3 +48,23 @@ LOCAL_SETTINGS = {"current": {"local_discovery": False, "access_token_enabled": 
 
 def local_settings_json():
     return json.dumps(LOCAL_SETTINGS)
+
+
+def sync(api, creds, driver, version):
+    """Send the CDD and the firmware version by /update when they differ from what the
+    service was last told (reference §4.3: after a firmware upgrade or a new board
+    config); True when creds changed and must be saved."""
+    caps, digest = document(driver)
+    fields = []
+    if creds.get("caps_hash") != digest:
+        fields += [("use_cdd", "true", None), ("capabilities", caps, "application/json"),
+                   ("capsHash", digest, None)]
+    if creds.get("firmware") != version:
+        fields.append(("firmware", version, None))
+    if not fields:
+        return False
+    fields.append(("local_settings", local_settings_json(), "application/json"))
+    api.update(creds["printer_id"], fields)
+    creds["caps_hash"] = digest
+    creds["firmware"] = version
+    return True

@@ -171,7 +171,9 @@ class Driver:
                 if state is not None and state != stopped:
                     stopped = state
                     self.watcher.stopped(state)
-            if self._xoff or idle > PROBE_MS:
+            if stopped is not None:
+                clock.sleep_ms(50)  # a stopped printer can take minutes: do not spin
+            elif self._xoff or idle > PROBE_MS:
                 clock.sleep_ms(1)
 
     def _query(self, request, done):

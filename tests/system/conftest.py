@@ -1,9 +1,12 @@
 import os
+import shutil
+import socket
 import sqlite3
+import subprocess
 
 import pytest
 
-from tools.hostrun import Agent
+from tools.hostrun import Agent, wait_for
 from tools import build
 from tools.cloudsim.client import Client
 from tools.cloudsim.server import Service
@@ -67,3 +70,58 @@ def agents(service):
     for a in started:
         for s in secrets:
             assert s not in a.output, "a secret reached the console"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mosquitto(tmp_path, extra=""):
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("per_listener_settings false\nallow_anonymous true\npersistence false\n"
+                    "listener %d 127.0.0.1\n%s" % (port, extra))
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, port
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real mosquitto on loopback (Debian's package; tools/setup.sh installs it)."""
+    proc, port = start_mosquitto(tmp_path)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            return False
+    wait_for(up, 10, "mosquitto to listen")
+    yield "127.0.0.1", port
+    proc.terminate()
+    proc.wait(5)
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """mosquitto with TLS only, its certificate from the service's CA (tools/cloudsim/certs.py)."""
+    from tools.cloudsim import certs
+    paths = certs.ensure(str(tmp_path / "broker-certs"))
+    # "user root": as root, mosquitto would otherwise become user mosquitto, which cannot
+    # read a key inside pytest's private temporary directory (ignored when not root)
+    proc, port = start_mosquitto(tmp_path, "user root\ncertfile %s\nkeyfile %s\n"
+                                 % (paths["cert"], paths["key"]))
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            return False
+    wait_for(up, 10, "mosquitto to listen")
+    yield "127.0.0.1", port, paths
+    proc.terminate()
+    proc.wait(5)

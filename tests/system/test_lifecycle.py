@@ -107,3 +107,20 @@ def test_capabilities_and_firmware_are_resent_only_when_they_changed(tmp_path, s
     printer = owner.call("printer", [("printerid", pid)])["printers"][0]
     assert printer["capsHash"] == creds(flash)["caps_hash"] != "an older board config"
     assert printer["firmware"] == creds(flash)["firmware"] != "0.0.1"
+
+
+def test_the_agent_boots_with_the_service_down_and_catches_up(tmp_path, service, owner, zpl_printer,
+                                                              agents, device_tree):
+    from tools.cloudsim.client import Client
+    from tools.cloudsim.server import Service
+    flash, pid = claimed_flash(tmp_path, service, owner, zpl_printer, agents, device_tree)
+    job = owner.submit(pid, LABEL, "application/x-zpl", "while the service was down")
+    ports = [int(u.rsplit(":", 1)[1]) for u in (service.http_url, service.https_url)]
+    service.stop()
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent.wait_line(r"connect to 127.0.0.1:%d failed.*; retrying in \d+ ms" % ports[1])
+    agent.wait_line(r"connect to .*; retrying in \d+ ms", timeout=10)
+    with Service(service.data_dir, http_port=ports[0], https_port=ports[1], log=lambda m: None) as back:
+        again = Client(back.http_url + "/cloudprint", back.owner_key)
+        assert wait_job(again, job["id"], 60, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    assert zpl_printer.printer.data().count(LABEL) == 1

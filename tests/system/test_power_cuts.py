@@ -25,9 +25,11 @@ def run_and_cut(tmp_path, service, owner, agents, device_tree, sim, arm, payload
     # the agent goes on printing new jobs afterwards
     nxt = owner.submit(pid, b"^XA^FDafter^FS^XZ", "application/x-zpl", "after")
     assert wait_job(owner, nxt["id"], 30, agent=again)["semanticState"]["state"]["type"] == "DONE"
-    with open(os.path.join(flash, "journal.json")) as f:
-        journal = json.load(f)
-    assert journal["job"] is None and journal["outbox"] == []
+    def settled():  # the agent records delivery just after the service has the report
+        with open(os.path.join(flash, "journal.json")) as f:
+            journal = json.load(f)
+        return journal["job"] is None and journal["outbox"] == []
+    wait_for(settled, 10, "an empty journal")
     return done["semanticState"]
 
 
@@ -90,3 +92,28 @@ def test_a_power_cut_after_the_last_byte_finishes_the_job_without_reprinting(tmp
         state = run_and_cut(tmp_path, service, owner, agents, device_tree, sim, arm, payload)
         assert state["state"] == {"type": "DONE"} and state["pages_printed"] == labels
         assert sim.printer.data().count(payload) == 1
+
+
+def test_a_power_cut_during_the_token_exchange_leaves_no_half_credentials(tmp_path, service, owner,
+                                                                          agents, device_tree,
+                                                                          zpl_printer):
+    # The service has issued the tokens, the agent dies before it has stored them: it
+    # must come back with no credentials (never a corrupt file) and register anew.
+    from tools.hostrun import claim, provision
+    flash = str(tmp_path / "flash")
+    provision(flash, service)
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    hit = []
+    service.faults.arm("intercept", interface="token", apply=True,
+                       then=lambda: (hit.append(1), agent.kill()))
+    claim_code = agent.wait_line(r"^Code:  (\w+)$").group(1)
+    owner.claim(claim_code)
+    wait_for(lambda: hit and not agent.alive(), 30, "the cut during the exchange")
+    assert not os.path.exists(os.path.join(flash, "credentials.json"))
+    again = agents(flash, zpl_printer.address, tree=device_tree)
+    claim(again, owner)
+    wait_for(lambda: os.path.exists(os.path.join(flash, "credentials.json")), 10, "credentials")
+    with open(os.path.join(flash, "credentials.json")) as f:
+        creds = json.load(f)
+    job = owner.submit(creds["printer_id"], LABEL, "application/x-zpl", "after the cut")
+    assert wait_job(owner, job["id"], 30, agent=again)["semanticState"]["state"]["type"] == "DONE"

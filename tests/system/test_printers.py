@@ -1,4 +1,5 @@
 """The agent against faithful simulated printers: buffers, flow control, faults."""
+import itertools
 import json
 import os
 
@@ -185,9 +186,8 @@ CAUSES = {"paper_out": {"type": "STOPPED", "device_state_cause": {"error_code": 
           "paused": {"type": "STOPPED", "user_action_cause": {"action_code": "PAUSED"}}}
 
 
-@pytest.mark.parametrize("language, fault, when", [
-    ("zpl", "head_open", "start"), ("zpl", "paused", "middle"), ("zpl", "paper_out", "end"),
-    ("escpos", "head_open", "middle"), ("escpos", "paused", "end"), ("escpos", "paper_out", "middle")])
+@pytest.mark.parametrize("language, fault, when", list(itertools.product(
+    ("zpl", "escpos"), ("paper_out", "head_open", "paused"), ("start", "middle", "end"))))
 def test_every_fault_at_the_start_middle_and_end_of_a_job(tmp_path, service, owner, agents, device_tree,
                                                           language, fault, when):
     with PrinterSim(language, str(tmp_path / "p"), print_rate=20000) as sim:

@@ -96,3 +96,31 @@ def test_backoff_grows_jittered_and_capped():
     assert b.next_ms() == 500
     low, high = Backoff(lambda: 0.0), Backoff(lambda: 0.999)
     assert low.next_ms() == 250 and high.next_ms() == 749
+
+
+@pytest.mark.parametrize("cut_at", ["write", "rename"])
+def test_a_power_cut_mid_write_leaves_the_old_file(tmp_path, monkeypatch, cut_at):
+    flash = Flash(str(tmp_path))
+    flash.write_json("credentials.json", {"refresh_token": "old"})
+
+    class PowerCut(Exception):
+        pass
+    if cut_at == "write":  # half the new file is on flash when the power goes
+        real_open = open
+
+        def half_open(path, mode="r", *a):
+            f = real_open(path, mode, *a)
+            if "w" in mode:
+                real_write = f.write
+                f.write = lambda data: (real_write(data[:len(data) // 2]), f.flush(),
+                                        (_ for _ in ()).throw(PowerCut()))
+            return f
+        monkeypatch.setattr("builtins.open", half_open)
+    else:
+        monkeypatch.setattr(os, "rename", lambda a, b: (_ for _ in ()).throw(PowerCut()))
+    with pytest.raises(PowerCut):
+        flash.write_json("credentials.json", {"refresh_token": "new"})
+    monkeypatch.undo()
+    assert flash.read_json("credentials.json") == {"refresh_token": "old"}
+    flash.write_json("credentials.json", {"refresh_token": "new"})  # the leftover is overwritten
+    assert flash.read_json("credentials.json") == {"refresh_token": "new"}

@@ -7,7 +7,7 @@ import pytest
 from firmware import cloudprint as CP
 from firmware import oauth
 from firmware.http import Http
-from tests.fakes import Connector, FakeClock, FakeConn, ListLog, http_reply
+from tests.fakes import Connector, FakeClock, FakeConn, FakeUart, ListLog, http_reply
 
 
 def jreply(obj, status=200, headers=()):
@@ -131,3 +131,22 @@ def test_invalid_grant_is_revocation_and_5xx_is_transient():
     t, _ = tokens(jreply({"token_type": "Bearer"}))
     with pytest.raises(oauth.OAuthError, match="no access_token"):
         t.access_token()
+
+
+def test_cdd_and_firmware_are_sent_only_when_they_changed():
+    from firmware import cdd
+    from firmware.printers.zpl import ZplDriver
+
+    class Api:
+        calls = []
+
+        def update(self, printer_id, fields):
+            self.calls.append((printer_id, [f[0] for f in fields]))
+    api = Api()
+    driver = ZplDriver(FakeUart(), FakeClock())
+    creds = {"printer_id": "p1", "caps_hash": cdd.document(driver)[1], "firmware": "1.0"}
+    assert cdd.sync(api, dict(creds), driver, "1.0") is False and api.calls == []
+    changed = dict(creds, caps_hash="old")
+    assert cdd.sync(api, changed, driver, "1.1") is True
+    assert api.calls == [("p1", ["use_cdd", "capabilities", "capsHash", "firmware", "local_settings"])]
+    assert changed == dict(creds, firmware="1.1")

@@ -17,9 +17,13 @@ def main(argv=None):
     ap.add_argument("--client-id", default="cloudprint-agent", help="the OAuth client id printers use")
     ap.add_argument("--client-secret", help="the OAuth client secret (default: generated once)")
     ap.add_argument("--token-duration", type=int, default=899, help="seconds a claim code is valid")
+    ap.add_argument("--mqtt", metavar="URL", help="publish push hints to this broker: mqtt://HOST:PORT "
+                    "or mqtts://HOST:PORT (any MQTT 3.1.1 broker; see the README)")
+    ap.add_argument("--mqtt-ca", help="CA file (PEM) that an mqtts:// broker's certificate must chain to")
     args = ap.parse_args(argv)
     svc = Service(args.data, args.host, args.http_port, args.https_port, args.client_id,
-                  args.client_secret, args.token_duration, public_host=args.public_host)
+                  args.client_secret, args.token_duration, public_host=args.public_host,
+                  mqtt_url=args.mqtt, mqtt_ca=args.mqtt_ca)
     svc.start()
     print("cloudsim: %s/cloudprint and %s/cloudprint" % (svc.http_url, svc.https_url), flush=True)
     print("cloudsim: CA for printers: %s; owner API key in %s/owner.key"

@@ -7,6 +7,7 @@ import collections
 import json
 import re
 
+from tools.cloudsim.push import NoPush
 from tools.cloudsim.store import TERMINAL, new_id, new_secret, now_ms
 
 ERR_MISSING = 2
@@ -155,8 +156,9 @@ ALLOWED = {  # from -> states a device may move a job to (§5.5)
 
 class Api:
     def __init__(self, store, faults, base_url, client_id, client_secret,
-                 token_duration_s=899, access_ttl_s=3600, log=print, seen=None):
+                 token_duration_s=899, access_ttl_s=3600, log=print, seen=None, push=None):
         self.store = store
+        self.push = push or NoPush()
         self.seen = seen if seen is not None else collections.deque(maxlen=500)
         self.faults = faults
         self.base = base_url.rstrip("/")
@@ -481,6 +483,7 @@ class Api:
                     stored.pop("pending", None)
                 elif isinstance(local, dict) and "pending" in local and req.principal[0] == "user":
                     stored["pending"] = local["pending"]
+                    self.push.settings_changed(printer["id"])
                 sets["local_settings"] = json.dumps(stored)
         except (ValueError, TypeError, AttributeError):
             return failure(ERR_MISSING, "A JSON parameter is not valid.")
@@ -507,6 +510,7 @@ class Api:
                 if json.loads(row["state"])["state"]["type"] not in TERMINAL:
                     s.set_job_state(row["id"], dict(cause, version="1.0"))
         self.log("printer %s deleted" % printer_id)
+        self.push.deleted(printer_id)
 
     # ---- jobs (§5)
     def job_json(self, j):
@@ -662,6 +666,7 @@ class Api:
                      (job_id, printer["id"], title, req.principal[1], ctype,
                       content, json.dumps(ticket), json.dumps(state), t, t))
         self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], len(content)))
+        self.push.new_job(printer["id"])
         job = self.store.one("SELECT * FROM jobs WHERE id=?", (job_id,))
         return envelope(message="Print job added.", job=self.job_json(job))
 

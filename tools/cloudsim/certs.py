@@ -62,6 +62,7 @@ def make_server_cert(ca_key, ca_cert, hostnames, days=825):
 
 def ensure(data_dir, hostnames=("localhost", "127.0.0.1")):
     """Create the CA and server certificate in data_dir unless they exist; the paths."""
+    os.makedirs(data_dir, exist_ok=True)
     paths = {k: os.path.join(data_dir, v) for k, v in
              (("ca_der", CA_DER), ("ca_pem", CA_PEM), ("cert", SERVER_PEM), ("key", SERVER_KEY))}
     if not all(os.path.exists(p) for p in paths.values()):

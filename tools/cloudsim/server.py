@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tools.cloudsim import certs
 from tools.cloudsim.api import Api, Reply, Request
 from tools.cloudsim.faults import Faults
+from tools.cloudsim.push import NoPush, Push
 from tools.cloudsim.store import Store, new_secret
 
 MAX_BODY = 64 * 1024 * 1024
@@ -146,7 +147,7 @@ class Service:
 
     def __init__(self, data_dir, host="127.0.0.1", http_port=0, https_port=0,
                  client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
-                 access_ttl_s=3600, public_host=None, log=print):
+                 access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None):
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
@@ -164,11 +165,13 @@ class Service:
         name = public_host or host
         self.http_url = "http://%s:%d" % (name, self._http.server_address[1])
         self.https_url = "https://%s:%d" % (name, self._https.server_address[1])
+        self.push = Push(mqtt_url, mqtt_ca, log=log) if mqtt_url else NoPush()
         self._apis = []
         self.seen = collections.deque(maxlen=1000)
         for srv, url in ((self._http, self.http_url), (self._https, self.https_url)):
             srv.api = Api(self.store, self.faults, url + "/cloudprint", self.client["client_id"],
-                          self.client["client_secret"], token_duration_s, access_ttl_s, log, self.seen)
+                          self.client["client_secret"], token_duration_s, access_ttl_s, log, self.seen,
+                          self.push)
             self._apis.append(srv.api)
         self._threads = []
 
@@ -202,6 +205,7 @@ class Service:
         for srv in (self._http, self._https):
             srv.shutdown()
             srv.server_close()
+        self.push.close()
         self.store.close()
 
     def __enter__(self):

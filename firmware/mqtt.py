@@ -1,0 +1,229 @@
+# A small MQTT 3.1.1 client for push hints: CONNECT (clean session, will, user and
+# password, keepalive), SUBSCRIBE at QoS 1, PUBLISH at QoS 0 or 1 (retained or not),
+# PINGREQ, and a receive call that never waits longer than it is told. Packets are read
+# into one preallocated buffer. Why not umqtt.simple: see the README ("Push").
+#
+# The connection comes from the same connector as HTTPS (ports/netsock.py): TLS with
+# our CA and host name verification, and a non-blocking socket behind
+# readinto(mv, wait_ms) / write(data, wait_ms).
+
+CONNECT = 0x10
+CONNACK = 0x20
+PUBLISH = 0x30
+PUBACK = 0x40
+SUBSCRIBE = 0x82
+SUBACK = 0x90
+PINGREQ = 0xC0
+PINGRESP = 0xD0
+DISCONNECT = 0xE0
+PACKET_MAX = 512  # our topics and hints are short; a longer packet is skipped
+
+
+class MqttError(Exception):
+    pass
+
+
+def _field(data):
+    """A length-prefixed UTF-8 field."""
+    if isinstance(data, str):
+        data = data.encode()
+    return bytes((len(data) >> 8, len(data) & 0xFF)) + data
+
+
+def _remaining_length(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def connect_packet(client_id, user, password, keepalive_s, will_topic, will_msg):
+    flags = 0x02  # clean session: we resubscribe after every connect
+    payload = _field(client_id)
+    if will_topic:
+        flags |= 0x04 | 0x20 | 0x08  # will, retained, QoS 1
+        payload += _field(will_topic) + _field(will_msg)
+    if user:
+        flags |= 0x80
+        payload += _field(user)
+    if password:
+        flags |= 0x40
+        payload += _field(password)
+    body = _field("MQTT") + bytes((4, flags, keepalive_s >> 8, keepalive_s & 0xFF)) + payload
+    return bytes((CONNECT,)) + _remaining_length(len(body)) + body
+
+
+class Mqtt:
+    def __init__(self, connector, clock, host, port, use_tls, timeout_ms):
+        self._connector = connector
+        self._clock = clock
+        self._host = host
+        self._port = port
+        self._tls = use_tls
+        self._timeout_ms = timeout_ms
+        self._conn = None
+        self._buf = bytearray(PACKET_MAX)
+        self._mv = memoryview(self._buf)
+        self._head = bytearray(1)
+        self._pid = 0
+        self.last_rx = 0  # ticks_ms of the last packet from the broker
+        self.missed = False  # a message came while we waited for an ack
+
+    @property
+    def connected(self):
+        return self._conn is not None
+
+    def _next_pid(self):
+        self._pid = self._pid % 65535 + 1
+        return self._pid
+
+    # ---- the wire
+    def _send(self, data):
+        mv = memoryview(data)
+        off = 0
+        end = self._clock.ticks_add(self._clock.ticks_ms(), self._timeout_ms)
+        while off < len(mv):
+            left = self._clock.ticks_diff(end, self._clock.ticks_ms())
+            if left <= 0:
+                raise MqttError("send timed out")
+            try:
+                n = self._conn.write(mv[off:], left)
+            except OSError as e:
+                raise MqttError("send failed: %s" % e)
+            if n:
+                off += n
+
+    def _read_exact(self, mv, end):
+        got = 0
+        while got < len(mv):
+            left = self._clock.ticks_diff(end, self._clock.ticks_ms())
+            if left <= 0:
+                raise MqttError("broker stopped mid-packet")
+            try:
+                n = self._conn.readinto(mv[got:], left)
+            except OSError as e:
+                raise MqttError("read failed: %s" % e)
+            if n == 0:
+                raise MqttError("connection closed by the broker")
+            if n:
+                got += n
+
+    def _read_packet(self, wait_ms):
+        """(packet type byte, body length) with the body in self._buf (None if it was
+        too long and skipped); None if no packet began within wait_ms."""
+        try:
+            n = self._conn.readinto(self._head, wait_ms)
+        except OSError as e:
+            raise MqttError("read failed: %s" % e)
+        if n is None:
+            return None
+        if n == 0:
+            raise MqttError("connection closed by the broker")
+        kind = self._head[0]
+        end = self._clock.ticks_add(self._clock.ticks_ms(), self._timeout_ms)
+        size = 0
+        shift = 0
+        while True:
+            self._read_exact(memoryview(self._head), end)
+            size |= (self._head[0] & 0x7F) << shift
+            if not self._head[0] & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise MqttError("malformed packet length")
+        if size > PACKET_MAX:
+            left = size
+            while left:
+                chunk = min(left, PACKET_MAX)
+                self._read_exact(self._mv[:chunk], end)
+                left -= chunk
+            return kind, None
+        self._read_exact(self._mv[:size], end)
+        self.last_rx = self._clock.ticks_ms()
+        return kind, size
+
+    def _expect(self, kind, what):
+        end = self._clock.ticks_add(self._clock.ticks_ms(), self._timeout_ms)
+        while True:
+            left = self._clock.ticks_diff(end, self._clock.ticks_ms())
+            if left <= 0:
+                raise MqttError("no %s from the broker" % what)
+            got = self._read_packet(left)
+            if got is None:
+                continue
+            if got[0] & 0xF0 == kind & 0xF0:
+                return got[1]
+            if self._handle(got):  # a message before our ack: acknowledged, remembered
+                self.missed = True
+
+    # ---- the session
+    def connect(self, client_id, user, password, keepalive_s, will_topic=None, will_msg=None):
+        self.close()
+        try:
+            self._conn = self._connector(self._host, self._port, self._tls, self._timeout_ms // 1000)
+        except ValueError as e:  # TLS verification
+            raise MqttError("TLS to %s:%d refused: %s" % (self._host, self._port, e))
+        except OSError as e:
+            raise MqttError("connect to %s:%d failed: %s" % (self._host, self._port, e))
+        try:
+            self._send(connect_packet(client_id, user, password, keepalive_s, will_topic, will_msg))
+            size = self._expect(CONNACK, "CONNACK")
+            if size != 2 or self._buf[1] != 0:
+                raise MqttError("broker refused the connection (code %d)" % (self._buf[1] if size == 2 else -1))
+        except Exception:
+            self.close()
+            raise
+
+    def subscribe(self, topic):
+        pid = self._next_pid()
+        body = bytes((pid >> 8, pid & 0xFF)) + _field(topic) + b"\x01"
+        self._send(bytes((SUBSCRIBE,)) + _remaining_length(len(body)) + body)
+        size = self._expect(SUBACK, "SUBACK")
+        if size != 3 or self._buf[2] == 0x80:
+            raise MqttError("broker refused the subscription to %s" % topic)
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        t = _field(topic)
+        if isinstance(msg, str):
+            msg = msg.encode()
+        head = PUBLISH | (0x01 if retain else 0) | (qos << 1)
+        pid = b""
+        if qos:
+            n = self._next_pid()
+            pid = bytes((n >> 8, n & 0xFF))
+        self._send(bytes((head,)) + _remaining_length(len(t) + len(pid) + len(msg)) + t + pid + msg)
+        if qos:
+            self._expect(PUBACK, "PUBACK")
+
+    def ping(self):
+        self._send(bytes((PINGREQ, 0)))
+
+    def poll(self, wait_ms):
+        """Read what the broker sent within wait_ms: the (topic, message) of a PUBLISH
+        (acknowledged at QoS 1), or None."""
+        got = self._read_packet(wait_ms)
+        return None if got is None else self._handle(got)
+
+    def _handle(self, got):
+        kind, size = got
+        if kind & 0xF0 != PUBLISH or size is None:
+            return None  # PINGRESP, or a message too long to be one of ours
+        buf = self._buf
+        tlen = (buf[0] << 8) | buf[1]
+        pos = 2 + tlen
+        if (kind >> 1) & 0x03:
+            self._send(bytes((PUBACK, 2, buf[pos], buf[pos + 1])))
+            pos += 2
+        topic = bytes(buf[2:2 + tlen]).decode()
+        return topic, bytes(buf[pos:size])
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
