@@ -111,10 +111,31 @@ class Agent:
             return creds
         return None
 
-    def forget_registration(self, why, journal):
+    def forget_registration(self, why, journal, notifier):
         self.log.warn("printer is no longer registered (%s); wiping credentials and journal", why)
         self.flash.remove(CREDENTIALS)
         journal.wipe()
+        if notifier is not None:
+            notifier.forget()
+            notifier.deleted = False
+
+    def make_notifier(self, settings, ca, runner):
+        """Push hints over MQTT when a broker is configured, else None (polling only)."""
+        if not settings["mqtt_url"]:
+            return None
+        from firmware.mqtt import Mqtt
+        from firmware.notify import Notifier, parse_broker
+        tls, host, port = parse_broker(settings["mqtt_url"])
+        mqtt = Mqtt(self.ports.connector(ca), self.clock, host, port, tls, settings["http_timeout_s"] * 1000)
+        notifier = Notifier(mqtt, self.clock, self.log, Backoff(self.ports.rand), settings["mqtt_keepalive_s"])
+        runner.tick = notifier.tick
+        return notifier
+
+    def _poll_ms(self, settings, notifier):
+        """The safety poll while push works, the fast poll while it does not; jittered
+        by up to 10 % so a fleet does not poll in step."""
+        s = settings["safety_poll_s"] if notifier.connected else settings["fast_poll_s"]
+        return int(s * 1000 * (0.9 + 0.1 * self.ports.rand()))
 
     def sync_printer(self, api, creds, driver):
         from firmware import cdd
@@ -142,7 +163,7 @@ class Agent:
         log.add_secret(settings["oauth_client_secret"])
         log.add_secret(settings["wifi_password"])
         ca = None
-        if settings["service_url"].startswith("https://"):
+        if settings["service_url"].startswith("https://") or settings["mqtt_url"].startswith("mqtts://"):
             ca = self.flash.read_bytes(settings["ca_file"])
         http = Http(self.ports.connector(ca), self.clock, settings["http_timeout_s"],
                     settings["http_deadline_s"] * 1000)
@@ -155,6 +176,7 @@ class Agent:
         runner = JobRunner(api, driver, self.clock, log, Backoff(self.ports.rand),
                            board["stream_buffer"], settings["download_deadline_s"] * 1000,
                            monitor, settings["fault_wait_s"] * 1000, journal)
+        notifier = self.make_notifier(settings, ca, runner)
         self.ports.board = board = None  # everything it configures is built now
         creds = self.credentials()
         seed = None
@@ -183,18 +205,26 @@ class Agent:
                 if not synced:
                     self.sync_printer(api, creds, driver)
                     synced = True
+                if notifier is not None:
+                    notifier.printer_id = creds["printer_id"]
+                    notifier.password = api.tokens.access_token
+                    if notifier.deleted:
+                        raise ApiError("push", ERR_UNKNOWN_PRINTER, "the service deleted this printer")
                 handled = runner.run_pending(creds["printer_id"])
                 gc.collect()
                 log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())
                 self.backoff.reset()
                 # after finished jobs, fetch again at once: more may be queued
                 delay_ms = 0 if handled else settings["poll_interval_s"] * 1000
+                if not handled and notifier is not None:
+                    notifier.wait(self._poll_ms(settings, notifier))
+                    delay_ms = 0
             except oauth.Revoked as e:
-                self.forget_registration(e, journal)
+                self.forget_registration(e, journal, notifier)
                 creds = None
             except ApiError as e:
                 if e.code == ERR_UNKNOWN_PRINTER:
-                    self.forget_registration(e, journal)
+                    self.forget_registration(e, journal, notifier)
                     creds = None
                 else:
                     delay_ms = self._retry_delay(e, 0)

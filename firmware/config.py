@@ -24,6 +24,10 @@ SETTINGS = {
     "http_deadline_s": ("int", 120, (5, 900)),
     "download_deadline_s": ("int", 1800, (10, 86400)),
     "fault_wait_s": ("int", 3600, (10, 604800)),  # how long a job waits for paper, head...
+    "mqtt_url": ("str", "", None),  # "" = no push; mqtt://HOST:PORT or mqtts://HOST:PORT
+    "mqtt_keepalive_s": ("int", 60, (10, 1200)),
+    "safety_poll_s": ("int", 300, (5, 86400)),  # /fetch anyway this often while push is up
+    "fast_poll_s": ("int", 30, (1, 3600)),  # and this often while the broker is unreachable
     "log_level": ("choice", "info", ("debug", "info", "warn", "error")),
 }
 
@@ -124,6 +128,9 @@ def validate(schema, raw, what):
             errors.append("%s: missing" % key)
         else:
             out[key] = spec[1]
+    url = out.get("mqtt_url")
+    if url and not (url.startswith("mqtt://") or url.startswith("mqtts://")):
+        errors.append("mqtt_url: not an mqtt:// or mqtts:// URL")
     if out.get("flow_control") == "rtscts" and (out.get("uart_rts") is None or out.get("uart_cts") is None):
         errors.append("flow_control: rtscts needs uart_rts and uart_cts")
     if errors:

@@ -68,6 +68,8 @@ class JobRunner:
         self._deadline_ms = download_deadline_ms
         self._raw_type = driver.content_type
         self._job_id = None
+        self.tick = None  # called about once a second while a job runs (push keepalive)
+        self._ticked = 0
 
     def run_pending(self, printer_id):
         """Deliver pending reports, finish the job a restart interrupted, then print every
@@ -241,6 +243,7 @@ class JobRunner:
                 breaks = 0
                 taken += n
                 driver.feed(buf, mv, n)
+                self.idle()
                 if resp.closed:  # a state report took the connection while the printer was stopped
                     resp = None
         finally:
@@ -285,6 +288,14 @@ class JobRunner:
         resp.close()
         return None
 
+    def idle(self):
+        """Let the push channel breathe during a long job (at most once a second)."""
+        if self.tick is not None:
+            now = self._clock.ticks_ms()
+            if self._clock.ticks_diff(now, self._ticked) >= 1000:
+                self._ticked = now
+                self.tick()
+
     # ---- the driver's watcher: the printer stopped or resumed taking the job's bytes
     def stopped(self, state):
         self._log.warn("job %s: printer is %s; waiting", self._job_id, state)
@@ -312,6 +323,7 @@ class JobRunner:
                 log.warn("job %s: printer still %s after %d s", job_id, state, waited // 1000)
                 return False
             self._clock.sleep_ms(FAULT_POLL_MS)
+            self.idle()
             waited += FAULT_POLL_MS
             state = self._driver.status()
         log.info("job %s: printer ready again; continuing", job_id)

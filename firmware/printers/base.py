@@ -159,6 +159,7 @@ class Driver:
                 if idle > self._stall_ms:
                     raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
             elif idle > PROBE_MS:
+                self.watcher.idle()  # a slow line must not starve the push keepalive
                 # The line is blocked, so a status query cannot get through: go by what
                 # the printer said unasked, and call a long silence a stall.
                 state = self.known_state()
@@ -223,6 +224,8 @@ class Driver:
                     raise PrinterFault(NOT_ANSWERING)
                 raise PrinterStall("printer did not finish the job within %d s" % (self._stall_ms // 1000))
             self._clock.sleep_ms(DRAIN_POLL_MS)
+            if self.watcher is not None:
+                self.watcher.idle()
 
     # Per-language
     def status(self):

@@ -78,9 +78,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_mosquitto(tmp_path, extra=""):
+def start_mosquitto(tmp_path, extra="", port=None):
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
+    port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text("per_listener_settings false\nallow_anonymous true\npersistence false\n"
                     "listener %d 127.0.0.1\n%s" % (port, extra))

@@ -171,6 +171,9 @@ class _Watcher:
     def resumed(self):
         self.calls.append("resumed")
 
+    def idle(self):
+        pass
+
 
 def _blocking_uart(clock, block_at, until_ms, replies=None):
     """Takes bytes until block_at have been sent, then none until the clock reaches until_ms."""

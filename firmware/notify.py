@@ -1,0 +1,118 @@
+# Push hints over MQTT, with polling as the safety net (DESIGN §1.4): a hint only means
+# "ask /fetch now". The agent waits on Notifier.wait() where it would sleep, and the job
+# runner calls tick() while it prints, so pings keep going during a long job.
+from firmware.mqtt import MqttError
+
+TOPIC = "cloudprint/printers/"
+
+
+def parse_broker(url):
+    """(use_tls, host, port) from mqtt://HOST[:PORT] or mqtts://HOST[:PORT]."""
+    for scheme, tls, port in (("mqtts://", True, 8883), ("mqtt://", False, 1883)):
+        if url.startswith(scheme):
+            rest = url[len(scheme):].split("/", 1)[0]
+            i = rest.rfind(":")
+            if i > 0:
+                return tls, rest[:i], int(rest[i + 1:])
+            return tls, rest, port
+    raise ValueError("broker URL must start with mqtt:// or mqtts://")
+
+
+class Notifier:
+    def __init__(self, mqtt, clock, log, backoff, keepalive_s):
+        self._mqtt = mqtt
+        self._clock = clock
+        self._log = log
+        self._backoff = backoff
+        self._keepalive_ms = keepalive_s * 1000
+        self._next_try = clock.ticks_ms()
+        self._last_ping = 0
+        self.printer_id = None
+        self.password = None  # callable: the credential the broker checks
+        self.hinted = False  # a hint came while a job printed: fetch again at once
+        self.deleted = False  # the service deleted this printer
+        self.settings_changed = False
+
+    @property
+    def connected(self):
+        return self._mqtt.connected
+
+    def forget(self):
+        """Drop the session (the printer registers anew under another id)."""
+        self._mqtt.close()
+        self._next_try = self._clock.ticks_ms()
+
+    def _connect(self):
+        pid = self.printer_id
+        topic = TOPIC + pid
+        self._mqtt.connect(pid, pid, self.password(), self._keepalive_ms // 1000, topic + "/status",
+                           "offline")
+        self._mqtt.subscribe(topic)
+        self._mqtt.publish(topic + "/status", "online", retain=True, qos=1)
+        self._last_ping = self._clock.ticks_ms()
+        self._mqtt.last_rx = self._last_ping
+
+    def wait(self, ms):
+        """Wait up to ms for a hint; True when /fetch should run now: a hint came, or the
+        session was (re)made and hints may have been missed meanwhile."""
+        clock = self._clock
+        end = clock.ticks_add(clock.ticks_ms(), ms)
+        if self.hinted:
+            self.hinted = False
+            return True
+        while True:
+            now = clock.ticks_ms()
+            left = clock.ticks_diff(end, now)
+            if not self._mqtt.connected:
+                if clock.ticks_diff(now, self._next_try) >= 0:
+                    try:
+                        self._connect()
+                        self._backoff.reset()
+                        self._log.info("push: subscribed to %s%s", TOPIC, self.printer_id)
+                        return True
+                    except (MqttError, OSError) as e:
+                        self._mqtt.close()
+                        delay = self._backoff.next_ms()
+                        self._log.warn("push: %s; polling, next try in %d ms", e, delay)
+                        self._next_try = clock.ticks_add(clock.ticks_ms(), delay)
+                        continue
+                if left <= 0:
+                    return False
+                clock.sleep_ms(min(left, max(1, clock.ticks_diff(self._next_try, now))))
+                continue
+            if left <= 0:
+                return False
+            if self._service(left):
+                return True
+
+    def tick(self):
+        """During a job: keep the session alive and note hints, without waiting."""
+        if self._mqtt.connected and self._service(0):
+            self.hinted = True
+
+    def _service(self, wait_ms):
+        clock = self._clock
+        now = clock.ticks_ms()
+        try:
+            if clock.ticks_diff(now, self._mqtt.last_rx) > self._keepalive_ms * 3 // 2:
+                raise MqttError("no word from the broker for %d s" % (self._keepalive_ms * 3 // 2000))
+            due = clock.ticks_diff(clock.ticks_add(self._last_ping, self._keepalive_ms // 2), now)
+            if due <= 0:
+                self._mqtt.ping()
+                self._last_ping = now
+                due = self._keepalive_ms // 2
+            got = self._mqtt.poll(min(wait_ms, due))
+        except MqttError as e:
+            self._log.warn("push: connection lost (%s); polling until it is back", e)
+            self._mqtt.close()
+            self._next_try = clock.ticks_ms()
+            return True  # fetch now: hints may have been lost, and the poll gets faster
+        if got is None:
+            missed, self._mqtt.missed = self._mqtt.missed, False
+            return missed
+        text = got[1].decode()
+        if text == self.printer_id + "/delete":
+            self.deleted = True
+        elif text == self.printer_id + "/update_settings":
+            self.settings_changed = True
+        return True
