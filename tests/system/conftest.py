@@ -85,21 +85,25 @@ def start_mosquitto(tmp_path, extra="", port=None):
     conf.write_text("per_listener_settings false\nallow_anonymous true\npersistence false\n"
                     "listener %d 127.0.0.1\n%s" % (port, extra))
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, port
-
-
-@pytest.fixture
-def broker(tmp_path):
-    """A real mosquitto on loopback (Debian's package; tools/setup.sh installs it)."""
-    proc, port = start_mosquitto(tmp_path)
 
     def up():
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return True
         except OSError:
-            return False
-    wait_for(up, 10, "mosquitto to listen")
+            return proc.poll() is not None and _gone(proc)
+    wait_for(up, 10, "mosquitto to listen on %d" % port)
+    return proc, port
+
+
+def _gone(proc):
+    raise AssertionError("mosquitto exited with %s: check its configuration" % proc.returncode)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real mosquitto on loopback (Debian's package; tools/setup.sh installs it)."""
+    proc, port = start_mosquitto(tmp_path)
     yield "127.0.0.1", port
     proc.terminate()
     proc.wait(5)
@@ -114,14 +118,6 @@ def tls_broker(tmp_path):
     # read a key inside pytest's private temporary directory (ignored when not root)
     proc, port = start_mosquitto(tmp_path, "user root\ncertfile %s\nkeyfile %s\n"
                                  % (paths["cert"], paths["key"]))
-
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            return False
-    wait_for(up, 10, "mosquitto to listen")
     yield "127.0.0.1", port, paths
     proc.terminate()
     proc.wait(5)
