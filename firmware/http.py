@@ -89,7 +89,7 @@ class _Reader:
         self._clock = clock
 
     def _recv(self, mv):
-        return _io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read")
+        return bounded_io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read")
 
     def readline(self):
         while True:
@@ -302,7 +302,7 @@ def _send(conn, method, host, port, use_tls, target, headers, body, deadline, ti
         _write_all(conn, body, deadline, timeout_ms, clock)
 
 
-def _io(op, mv, deadline, timeout_ms, clock, what):
+def bounded_io(op, mv, deadline, timeout_ms, clock, what):
     """op(mv, wait_ms) until it moves bytes (the count; 0 = end of stream); HttpError
     when the deadline passes or nothing moves for timeout_ms."""
     quiet_since = clock.ticks_ms()
@@ -324,7 +324,7 @@ def _write_all(conn, data, deadline, timeout_ms, clock):
     mv = memoryview(data)
     off = 0
     while off < len(mv):
-        n = _io(conn.write, mv[off:], deadline, timeout_ms, clock, "send")
+        n = bounded_io(conn.write, mv[off:], deadline, timeout_ms, clock, "send")
         if not n:
             raise HttpError("send made no progress")
         off += n

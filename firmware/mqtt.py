@@ -6,6 +6,8 @@
 # The connection comes from the same connector as HTTPS (ports/netsock.py): TLS with
 # our CA and host name verification, and a non-blocking socket behind
 # readinto(mv, wait_ms) / write(data, wait_ms).
+from firmware.clock import Deadline
+from firmware.http import HttpError, bounded_io
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -68,6 +70,7 @@ class Mqtt:
         self._buf = bytearray(PACKET_MAX)
         self._mv = memoryview(self._buf)
         self._head = bytearray(1)
+        self._head_mv = memoryview(self._head)
         self._pid = 0
         self.last_rx = 0  # ticks_ms of the last packet from the broker
         self.missed = False  # a message came while we waited for an ack
@@ -81,35 +84,27 @@ class Mqtt:
         return self._pid
 
     # ---- the wire
+    def _io(self, op, mv, deadline, what):
+        """One bounded read or write: the same deadline and silence rules as HTTP."""
+        try:
+            return bounded_io(op, mv, deadline, self._timeout_ms, self._clock, what)
+        except HttpError as e:
+            raise MqttError(str(e))
+
     def _send(self, data):
+        deadline = Deadline(self._clock, self._timeout_ms)
         mv = memoryview(data)
         off = 0
-        end = self._clock.ticks_add(self._clock.ticks_ms(), self._timeout_ms)
         while off < len(mv):
-            left = self._clock.ticks_diff(end, self._clock.ticks_ms())
-            if left <= 0:
-                raise MqttError("send timed out")
-            try:
-                n = self._conn.write(mv[off:], left)
-            except OSError as e:
-                raise MqttError("send failed: %s" % e)
-            if n:
-                off += n
+            off += self._io(self._conn.write, mv[off:], deadline, "send")
 
-    def _read_exact(self, mv, end):
+    def _read_exact(self, mv, deadline):
         got = 0
         while got < len(mv):
-            left = self._clock.ticks_diff(end, self._clock.ticks_ms())
-            if left <= 0:
-                raise MqttError("broker stopped mid-packet")
-            try:
-                n = self._conn.readinto(mv[got:], left)
-            except OSError as e:
-                raise MqttError("read failed: %s" % e)
+            n = self._io(self._conn.readinto, mv[got:], deadline, "read")
             if n == 0:
                 raise MqttError("connection closed by the broker")
-            if n:
-                got += n
+            got += n
 
     def _read_packet(self, wait_ms):
         """(packet type byte, body length) with the body in self._buf (None if it was
@@ -123,11 +118,11 @@ class Mqtt:
         if n == 0:
             raise MqttError("connection closed by the broker")
         kind = self._head[0]
-        end = self._clock.ticks_add(self._clock.ticks_ms(), self._timeout_ms)
+        deadline = Deadline(self._clock, self._timeout_ms)  # for the rest of the packet
         size = 0
         shift = 0
         while True:
-            self._read_exact(memoryview(self._head), end)
+            self._read_exact(self._head_mv, deadline)
             size |= (self._head[0] & 0x7F) << shift
             if not self._head[0] & 0x80:
                 break
@@ -138,10 +133,10 @@ class Mqtt:
             left = size
             while left:
                 chunk = min(left, PACKET_MAX)
-                self._read_exact(self._mv[:chunk], end)
+                self._read_exact(self._mv[:chunk], deadline)
                 left -= chunk
             return kind, None
-        self._read_exact(self._mv[:size], end)
+        self._read_exact(self._mv[:size], deadline)
         self.last_rx = self._clock.ticks_ms()
         return kind, size
 
