@@ -137,17 +137,31 @@ class Agent:
         s = settings["safety_poll_s"] if notifier.connected else settings["fast_poll_s"]
         return int(s * 1000 * (0.9 + 0.1 * self.ports.rand()))
 
-    def sync_printer(self, api, creds, driver):
-        from firmware import cdd
+    def sync_printer(self, api, creds, driver, settings):
+        from firmware import cdd, local_settings
         try:
-            if cdd.sync(api, creds, driver, VERSION):
+            keepalive = local_settings.keepalive_s(creds, settings)
+            if cdd.sync(api, creds, driver, VERSION, local_settings.field(keepalive)):
                 self.flash.write_json(CREDENTIALS, creds)
                 self.log.info("told the service of new capabilities or firmware %s", VERSION)
         finally:
             unload("firmware.cdd")
+            unload("firmware.local_settings")
+
+    def apply_local_settings(self, api, creds, settings, notifier):
+        """At boot and on an update_settings hint: take the owner's pending settings."""
+        from firmware import local_settings
+        try:
+            keepalive, changed = local_settings.apply_pending(api, creds, settings, self.log)
+        finally:
+            unload("firmware.local_settings")
+        if changed:
+            self.flash.write_json(CREDENTIALS, creds)
+        if notifier is not None:
+            notifier.set_keepalive(keepalive)
 
     def register(self, api, http, driver, settings, ident):
-        """(credentials, access_token, expires_in) or None; see registration.py."""
+        """(credentials, token reply) or None; see registration.py."""
         from firmware.registration import Registration
         try:
             return Registration(api, http, self.flash, driver, self.clock, self.log, settings,
@@ -191,25 +205,29 @@ class Agent:
                     api.tokens = None
                     done = self.register(api, http, driver, settings, ident)
                     if done:
-                        creds, access, expires = done
-                        seed = (access, expires)
+                        creds, seed = done
                         monitor.forget()
+                        synced = False  # the new registration's local settings
                     continue
                 if api.tokens is None:
                     api.tokens = oauth.Tokens(http, self.clock, log, settings["token_url"],
                                               settings["oauth_client_id"],
                                               settings["oauth_client_secret"], creds["refresh_token"])
                     if seed:
-                        api.tokens.seed(seed[0], seed[1])
+                        api.tokens.seed(seed)
                         seed = None
                 if not synced:
-                    self.sync_printer(api, creds, driver)
+                    self.sync_printer(api, creds, driver, settings)
+                    self.apply_local_settings(api, creds, settings, notifier)
                     synced = True
                 if notifier is not None:
                     notifier.printer_id = creds["printer_id"]
-                    notifier.password = api.tokens.access_token
+                    notifier.password = api.tokens.broker_password
                     if notifier.deleted:
                         raise ApiError("push", ERR_UNKNOWN_PRINTER, "the service deleted this printer")
+                    if notifier.settings_changed:
+                        self.apply_local_settings(api, creds, settings, notifier)
+                        notifier.settings_changed = False
                 handled = runner.run_pending(creds["printer_id"])
                 gc.collect()
                 log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())

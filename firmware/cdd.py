@@ -40,17 +40,7 @@ def state(printer_state="IDLE"):
     return {"version": "1.0", "printer": {"state": printer_state}}
 
 
-LOCAL_SETTINGS = {"current": {"local_discovery": False, "access_token_enabled": False,
-                              "printer/local_printing_enabled": False,
-                              "printer/conversion_printing_enabled": False,
-                              "xmpp_timeout_value": 300}}
-
-
-def local_settings_json():
-    return json.dumps(LOCAL_SETTINGS)
-
-
-def sync(api, creds, driver, version):
+def sync(api, creds, driver, version, local_settings_field):
     """Send the CDD and the firmware version by /update when they differ from what the
     service was last told (reference §4.3: after a firmware upgrade or a new board
     config); True when creds changed and must be saved."""
@@ -63,7 +53,7 @@ def sync(api, creds, driver, version):
         fields.append(("firmware", version, None))
     if not fields:
         return False
-    fields.append(("local_settings", local_settings_json(), "application/json"))
+    fields.append(local_settings_field)
     api.update(creds["printer_id"], fields)
     creds["caps_hash"] = digest
     creds["firmware"] = version

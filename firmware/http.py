@@ -1,15 +1,20 @@
-# A small HTTP/1.1 client of our own (see DESIGN §3 "HTTP"): one request per
-# connection, the body streamed into the caller's buffer, chunked decoding,
-# Content-Length enforced, and every request bounded by an overall deadline as well as
-# the per-operation socket timeout the connector sets.
+# A small HTTP/1.1 client of our own (see DESIGN §3 "HTTP"): the body streamed into the
+# caller's buffer, chunked decoding, Content-Length enforced, and every request bounded by
+# an overall deadline as well as the per-operation socket timeout the connector sets.
+# A connection whose reply was read to its end is kept for the next request to the same
+# server: a TLS handshake costs far more than a request (over 100 ms on the unix port,
+# seconds on an ESP32). If the server closed it meanwhile, the request goes once more
+# on a new connection; it cannot have been seen, as no reply byte came back.
 #
 # The connector is injected: connect(host, port, use_tls, timeout_s) returns a stream
 # with readinto(buf) and write(buf), already TLS-verified when use_tls is true.
 from firmware.clock import Deadline
 
 LINE_MAX = 1024
+ONE_WRITE_BODY = 2048
 MAX_HEADERS = 64
-KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after", "content-range")
+KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after", "content-range",
+                "connection")
 
 
 class HttpError(Exception):
@@ -87,9 +92,12 @@ class _Reader:
         self._end = 0
         self._timeout_ms = timeout_ms
         self._clock = clock
+        self.got = 0
 
     def _recv(self, mv):
-        return bounded_io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read")
+        n = bounded_io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read")
+        self.got += n
+        return n
 
     def readline(self):
         while True:
@@ -120,8 +128,9 @@ class _Reader:
 
 
 class Response:
-    def __init__(self, conn, reader, status, headers):
+    def __init__(self, conn, reader, status, headers, keep=None):
         self._conn = conn
+        self._keep = keep  # takes the connection back once the body is read to its end
         self._reader = reader
         self.status = status
         self.headers = headers
@@ -150,12 +159,16 @@ class Response:
         return self._conn is None
 
     def close(self):
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except OSError:
-                pass
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._done and self._keep is not None:
+            self._keep(conn)
+            return
+        try:
+            conn.close()
+        except OSError:
+            pass
 
     def _next_chunk(self):
         if self.received:
@@ -227,6 +240,7 @@ class Http:
         self.deadline_ms = deadline_ms
         self._line = bytearray(LINE_MAX)  # reused by every request: one at a time
         self._last = None
+        self._idle = None  # (use_tls, host, port, connection) kept alive
 
     def request(self, method, url, headers=(), body=None, deadline_ms=None):
         use_tls, host, port, target = parse_url(url)
@@ -237,38 +251,59 @@ class Http:
         if self._last is not None:
             self._last.close()  # its reader shares our line buffer
             self._last = None
+        for attempt in (0, 1):
+            conn, reused = self._open(use_tls, host, port)
+            reader = None
+            try:
+                timeout_ms = self.timeout_s * 1000
+                _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms,
+                      self._clock)
+                reader = _Reader(conn, deadline, self._line, timeout_ms, self._clock)
+                status = _status_line(reader.readline())
+                hdrs = {}
+                for _ in range(MAX_HEADERS):
+                    line = reader.readline()
+                    if not line:
+                        break
+                    i = line.find(b":")
+                    if i > 0:
+                        name = line[:i].decode().strip().lower()
+                        if name in KEPT_HEADERS:
+                            hdrs[name] = line[i + 1:].decode().strip()
+                else:
+                    raise HttpError("too many header lines")
+                keep = None
+                if hdrs.get("connection", "").lower() != "close" and (
+                        "content-length" in hdrs or "transfer-encoding" in hdrs):
+                    def keep(c, key=(use_tls, host, port)):
+                        self._idle = key + (c,)
+                self._last = Response(conn, reader, status, hdrs, keep)
+                return self._last
+            except ValueError as e:  # a TLS verification failure surfaces on first I/O
+                conn.close()
+                raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
+            except HttpError:
+                conn.close()
+                if reused and (reader is None or reader.got == 0) and attempt == 0:
+                    continue  # the server had ended the kept connection
+                raise
+            except Exception:
+                conn.close()
+                raise
+
+    def _open(self, use_tls, host, port):
+        """(connection, reused): the kept one when it leads to the same server."""
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            if idle[0] == use_tls and idle[1] == host and idle[2] == port:
+                return idle[3], True
+            idle[3].close()
         try:
-            conn = self._connect(host, port, use_tls, self.timeout_s)
+            return self._connect(host, port, use_tls, self.timeout_s), False
         except ValueError as e:
             raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
         except OSError as e:
             raise HttpError("connect to %s:%d failed: %s" % (host, port, e))
-        try:
-            timeout_ms = self.timeout_s * 1000
-            _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms,
-                  self._clock)
-            reader = _Reader(conn, deadline, self._line, timeout_ms, self._clock)
-            status = _status_line(reader.readline())
-            hdrs = {}
-            for _ in range(MAX_HEADERS):
-                line = reader.readline()
-                if not line:
-                    break
-                i = line.find(b":")
-                if i > 0:
-                    name = line[:i].decode().strip().lower()
-                    if name in KEPT_HEADERS:
-                        hdrs[name] = line[i + 1:].decode().strip()
-            else:
-                raise HttpError("too many header lines")
-            self._last = Response(conn, reader, status, hdrs)
-            return self._last
-        except ValueError as e:  # a TLS verification failure surfaces on first I/O
-            conn.close()
-            raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
-        except Exception:
-            conn.close()
-            raise
 
 
 def _ascii_digits(text):
@@ -291,13 +326,18 @@ def _status_line(line):
 def _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms, clock):
     default_port = 443 if use_tls else 80
     hostport = host if port == default_port else "%s:%d" % (host, port)
-    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + hostport, "Connection: close"]
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + hostport]
     for name, value in headers:
         lines.append(name + ": " + value)
     if body is not None:
         lines.append("Content-Length: %d" % len(body))
     lines.append("\r\n")
-    _write_all(conn, "\r\n".join(lines).encode(), deadline, timeout_ms, clock)
+    head = "\r\n".join(lines).encode()
+    if body and len(body) <= ONE_WRITE_BODY:
+        # one write: a second small one would wait for the server's delayed ACK (Nagle)
+        _write_all(conn, head + body, deadline, timeout_ms, clock)
+        return
+    _write_all(conn, head, deadline, timeout_ms, clock)
     if body:
         _write_all(conn, body, deadline, timeout_ms, clock)
 

@@ -4,6 +4,8 @@
 from firmware.mqtt import MqttError
 
 TOPIC = "cloudprint/printers/"
+DRAIN_MS = 10  # quiet time that ends a burst of hints
+DRAIN_MAX = 64
 
 
 def parse_broker(url):
@@ -28,7 +30,7 @@ class Notifier:
         self._next_try = clock.ticks_ms()
         self._last_ping = 0
         self.printer_id = None
-        self.password = None  # callable: the credential the broker checks
+        self.password = None  # callable: the broker credential from the token endpoint
         self.hinted = False  # a hint came while a job printed: fetch again at once
         self.deleted = False  # the service deleted this printer
         self.settings_changed = False
@@ -36,6 +38,14 @@ class Notifier:
     @property
     def connected(self):
         return self._mqtt.connected
+
+    def set_keepalive(self, keepalive_s):
+        """The owner's xmpp_timeout_value: the broker learns it at the next CONNECT."""
+        if keepalive_s * 1000 != self._keepalive_ms:
+            self._keepalive_ms = keepalive_s * 1000
+            if self._mqtt.connected:
+                self._log.info("push: keepalive now %d s; reconnecting", keepalive_s)
+                self.forget()
 
     def forget(self):
         """Drop the session (the printer registers anew under another id)."""
@@ -45,7 +55,10 @@ class Notifier:
     def _connect(self):
         pid = self.printer_id
         topic = TOPIC + pid
-        self._mqtt.connect(pid, pid, self.password(), self._keepalive_ms // 1000, topic + "/status",
+        password = self.password()
+        if not password:
+            raise MqttError("the service hands out no broker credential")
+        self._mqtt.connect(pid, pid, password, self._keepalive_ms // 1000, topic + "/status",
                            "offline")
         self._mqtt.subscribe(topic)
         self._mqtt.publish(topic + "/status", "online", retain=True, qos=1)
@@ -110,9 +123,21 @@ class Notifier:
         if got is None:
             missed, self._mqtt.missed = self._mqtt.missed, False
             return missed
-        text = got[1].decode()
+        self._note(got[1])
+        # a burst of hints is one fetch: take what else is already on its way
+        try:
+            for _ in range(DRAIN_MAX):
+                got = self._mqtt.poll(DRAIN_MS)
+                if got is None:
+                    break
+                self._note(got[1])
+        except MqttError:
+            pass  # the next wait() notices the dead session
+        return True
+
+    def _note(self, msg):
+        text = msg.decode()
         if text == self.printer_id + "/delete":
             self.deleted = True
         elif text == self.printer_id + "/update_settings":
             self.settings_changed = True
-        return True

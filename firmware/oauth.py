@@ -55,7 +55,8 @@ def expires_in(obj):
 
 
 class Tokens:
-    """The access token, kept in RAM only, refreshed at 80 % of its lifetime."""
+    """The access token and the push broker credential (the token reply's extra
+    mqtt_password field), kept in RAM only; refreshed at 80 % of the token's lifetime."""
 
     def __init__(self, http, clock, log, url, client_id, client_secret, refresh_token):
         self._http = http
@@ -66,29 +67,41 @@ class Tokens:
         self._client_secret = client_secret
         self._refresh = refresh_token
         self._access = None
+        self._broker = None
         self._renew_at = 0
         log.add_secret(refresh_token)
         log.add_secret(client_secret)
 
-    def seed(self, access_token, expires_in):
-        self._set(access_token, expires_in)
+    def seed(self, reply):
+        """The token reply of the code exchange: no refresh needed right after claiming."""
+        self._take(reply)
 
-    def _set(self, access_token, expires_in):
+    def _take(self, reply):
         if self._access:
             self._log.forget_secret(self._access)
-        self._log.add_secret(access_token)
-        self._access = access_token
-        life_ms = expires_in * 1000 * REFRESH_AT_PERCENT // 100
+        self._access = reply["access_token"]
+        self._log.add_secret(self._access)
+        life_ms = expires_in(reply) * 1000 * REFRESH_AT_PERCENT // 100
         self._renew_at = self._clock.ticks_add(self._clock.ticks_ms(), life_ms)
+        broker = reply.get("mqtt_password")
+        if isinstance(broker, str) and broker and broker != self._broker:
+            if self._broker:
+                self._log.forget_secret(self._broker)
+            self._log.add_secret(broker)
+            self._broker = broker
 
     def invalidate(self):
         self._access = None
 
     def access_token(self):
         if self._access is None or self._clock.ticks_diff(self._renew_at, self._clock.ticks_ms()) <= 0:
-            obj = token_request(self._http, self._url, [
+            self._take(token_request(self._http, self._url, [
                 ("grant_type", "refresh_token"), ("refresh_token", self._refresh),
-                ("client_id", self._client_id), ("client_secret", self._client_secret)])
-            self._set(obj["access_token"], expires_in(obj))
+                ("client_id", self._client_id), ("client_secret", self._client_secret)]))
             self._log.info("access token refreshed")
         return self._access
+
+    def broker_password(self):
+        """The push broker password, or None when the service hands out none."""
+        self.access_token()
+        return self._broker

@@ -3,7 +3,7 @@
 # credentials in flash atomically. Loaded only while the printer is unregistered.
 import json
 
-from firmware import cdd, oauth
+from firmware import cdd, local_settings, oauth
 from firmware.clock import Deadline
 from firmware.cloudprint import ApiError, ServiceError, ERR_NOT_CLAIMED, as_int
 from firmware.http import HttpError, quote
@@ -40,7 +40,7 @@ def parse_register_reply(obj):
 
 
 def exchange_code(http, url, client_id, client_secret, code):
-    """(refresh_token, access_token, expires_in) for a fresh authorization code."""
+    """(refresh_token, token reply) for a fresh authorization code."""
     obj = oauth.token_request(http, url, [
         ("grant_type", "authorization_code"), ("code", code),
         ("client_id", client_id), ("client_secret", client_secret),
@@ -48,7 +48,7 @@ def exchange_code(http, url, client_id, client_secret, code):
     refresh = obj.get("refresh_token")
     if not isinstance(refresh, str) or not refresh:
         raise oauth.OAuthError("token endpoint: code exchange returned no refresh_token")
-    return refresh, obj["access_token"], oauth.expires_in(obj)
+    return refresh, obj
 
 
 def register_fields(settings, identity, driver, version):
@@ -70,7 +70,7 @@ def register_fields(settings, identity, driver, version):
         ("capabilities", caps, "application/json"),
         ("capsHash", caps_hash, None),
         ("semantic_state", json.dumps(cdd.state()), "application/json"),
-        ("local_settings", cdd.local_settings_json(), "application/json"),
+        local_settings.field(settings["mqtt_keepalive_s"]),
     ]
 
 
@@ -89,7 +89,7 @@ class Registration:
         self._version = version
 
     def run(self):
-        """(credentials, access_token, expires_in) once claimed; None if the ticket expired
+        """(credentials, token reply) once claimed; None if the ticket expired
         or the service refused the claim (the caller registers anew)."""
         log = self._log
         log.info("registering anonymously with %s", self._settings["service_url"])
@@ -140,7 +140,7 @@ class Registration:
         s = self._settings
         for attempt in range(EXCHANGE_TRIES):
             try:
-                refresh, access, expires = exchange_code(
+                refresh, reply = exchange_code(
                     self._http, self._token_url, s["oauth_client_id"], s["oauth_client_secret"], code)
                 break
             except (oauth.OAuthError, HttpError) as e:
@@ -149,11 +149,11 @@ class Registration:
                     return None
                 self._clock.sleep_ms(2000)
         self._log.add_secret(refresh)
-        self._log.add_secret(access)
+        self._log.add_secret(reply["access_token"])
         creds = {"printer_id": ticket["printer_id"], "refresh_token": refresh,
                  "xmpp_jid": claim.get("xmpp_jid") or "", "user_email": claim.get("user_email") or "",
                  # what the service was told at /register: resent by /update only on change
                  "caps_hash": cdd.document(self._driver)[1], "firmware": self._version}
         self._flash.write_json(CREDENTIALS, creds)
         self._log.info("claimed by %s; printer id %s", creds["user_email"], creds["printer_id"])
-        return creds, access, expires
+        return creds, reply

@@ -1,3 +1,4 @@
+import glob
 import os
 import shutil
 import socket
@@ -78,12 +79,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_mosquitto(tmp_path, extra="", port=None):
+def start_mosquitto(tmp_path, extra="", port=None, anonymous=True):
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text("per_listener_settings false\nallow_anonymous true\npersistence false\n"
-                    "listener %d 127.0.0.1\n%s" % (port, extra))
+    conf.write_text("per_listener_settings false\nallow_anonymous %s\npersistence false\n"
+                    "listener %d 127.0.0.1\n%s" % ("true" if anonymous else "false", port, extra))
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def up():
@@ -119,5 +120,30 @@ def tls_broker(tmp_path):
     proc, port = start_mosquitto(tmp_path, "user root\ncertfile %s\nkeyfile %s\n"
                                  % (paths["cert"], paths["key"]))
     yield "127.0.0.1", port, paths
+    proc.terminate()
+    proc.wait(5)
+
+
+DYNSEC_ADMIN = ("cloudsim", "admin-secret-for-tests")
+
+
+def start_secured_mosquitto(tmp_path, port=None):
+    """mosquitto with its dynamic-security plugin and no anonymous logins; the service
+    holds the plugin's admin account (DYNSEC_ADMIN) and creates one client per printer.
+    The plugin's state file survives a restart on the same tmp_path, like a real install."""
+    state = tmp_path / "dynsec.json"
+    if not state.exists():
+        subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(state)] + list(DYNSEC_ADMIN),
+                       check=True, stdout=subprocess.DEVNULL)
+    plugin = (glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+              + glob.glob("/usr/lib/mosquitto_dynamic_security.so"))[0]
+    return start_mosquitto(tmp_path, "user root\nplugin %s\nplugin_opt_config_file %s\n"
+                           % (plugin, state), port=port, anonymous=False)
+
+
+@pytest.fixture
+def secured_broker(tmp_path):
+    proc, port = start_secured_mosquitto(tmp_path)
+    yield "127.0.0.1", port
     proc.terminate()
     proc.wait(5)

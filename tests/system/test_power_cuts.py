@@ -24,7 +24,7 @@ def run_and_cut(tmp_path, service, owner, agents, device_tree, sim, arm, payload
     done = wait_job(owner, job["id"], 60, agent=again)
     # the agent goes on printing new jobs afterwards
     nxt = owner.submit(pid, b"^XA^FDafter^FS^XZ", "application/x-zpl", "after")
-    assert wait_job(owner, nxt["id"], 30, agent=again)["semanticState"]["state"]["type"] == "DONE"
+    assert wait_job(owner, nxt["id"], 30, agent=again)["semanticState"]["state"]["type"] == "DONE", again.output
     def settled():  # the agent records delivery just after the service has the report
         with open(os.path.join(flash, "journal.json")) as f:
             journal = json.load(f)

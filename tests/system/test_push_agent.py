@@ -1,12 +1,13 @@
-"""Push end to end: the service publishes hints to a real mosquitto, the agent under the
-real micropython subscribes and fetches on each hint; polling is the safety net."""
+"""Push end to end: the service publishes hints to a real mosquitto (logins and topic access
+checked by its dynamic-security plugin), the agent under the real micropython subscribes with
+the credential from the token endpoint and fetches on each hint; polling is the safety net."""
 import json
 import os
 import time
 
 import pytest
 
-from tests.system.conftest import start_mosquitto
+from tests.system.conftest import DYNSEC_ADMIN, start_secured_mosquitto
 from tools.cloudsim.client import Client
 from tools.cloudsim.server import Service
 from tools.hostrun import BOARDS, claimed_flash, provision, wait_for, wait_job
@@ -17,9 +18,10 @@ LABEL = b"^XA^FO20,20^A0N,30,30^FDpushed^FS^XZ"
 @pytest.fixture
 def pushed(tmp_path):
     """A service publishing to a mosquitto the test can stop and start again."""
-    proc, port = start_mosquitto(tmp_path)
+    proc, port = start_secured_mosquitto(tmp_path)
     state = {"proc": proc}
-    svc = Service(str(tmp_path / "service"), log=lambda m: None, mqtt_url="mqtt://127.0.0.1:%d" % port)
+    svc = Service(str(tmp_path / "service"), log=lambda m: None, mqtt_url="mqtt://127.0.0.1:%d" % port,
+                  mqtt_user=DYNSEC_ADMIN[0], mqtt_password=DYNSEC_ADMIN[1], mqtt_dynsec=True)
     svc.start()
 
     def restart_broker(up):
@@ -28,7 +30,7 @@ def pushed(tmp_path):
             state["proc"].wait(5)
             state["proc"] = None
         if up:
-            state["proc"] = start_mosquitto(tmp_path, port=port)[0]
+            state["proc"] = start_secured_mosquitto(tmp_path, port=port)[0]
     yield svc, port, restart_broker
     svc.stop()
     restart_broker(False)
@@ -76,9 +78,74 @@ def test_a_deletion_hint_returns_the_printer_to_unregistered(tmp_path, pushed, z
     assert not os.path.exists(os.path.join(flash, "credentials.json"))
 
 
+def fetches(svc):
+    return sum(1 for r in list(svc.seen) if r["interface"] == "fetch")
+
+
+def test_duplicate_hints_print_the_job_once_and_a_burst_is_one_fetch(
+        tmp_path, pushed, zpl_printer, agents, device_tree):
+    svc, port, _ = pushed
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    flash, pid = push_flash(tmp_path, svc, port, owner, zpl_printer, agents, device_tree)
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent.wait_line(r"push: subscribed")
+    time.sleep(1)
+    job = owner.submit(pid, LABEL, "application/x-zpl", "once")
+    for _ in range(5):  # the service (or a flaky broker) says it again and again
+        svc.push.new_job(pid)
+    assert wait_job(owner, job["id"], 30, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    time.sleep(2)
+    before = fetches(svc)
+    for _ in range(20):  # a burst of hints for nothing new
+        svc.push.new_job(pid)
+    time.sleep(3)
+    assert fetches(svc) - before <= 3  # collapsed: a fetch is not queued per hint
+    assert zpl_printer.printer.data().count(LABEL) == 1
+
+
+def test_hints_lost_while_disconnected_are_covered_by_the_fetch_after_reconnect(
+        tmp_path, pushed, zpl_printer, agents, device_tree):
+    svc, port, restart_broker = pushed
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    flash, pid = claimed_flash(tmp_path, svc, owner, zpl_printer, agents, device_tree)
+    # polls far apart: only the fetch after reconnecting can print the job in time
+    provision(flash, svc, mqtt_url="mqtt://127.0.0.1:%d" % port, mqtt_keepalive_s=10,
+              poll_interval_s=300, safety_poll_s=300, fast_poll_s=300)
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent.wait_line(r"push: subscribed")
+    time.sleep(1)
+    before = fetches(svc)
+    restart_broker(False)
+    agent.wait_line(r"push: connection lost", timeout=30)
+    wait_for(lambda: fetches(svc) > before, 10, "the fetch that follows losing the session")
+    job = owner.submit(pid, LABEL, "application/x-zpl", "hint lost")
+    time.sleep(2)
+    assert owner.job(job["id"])["semanticState"]["state"]["type"] == "QUEUED"
+    restart_broker(True)  # the agent's session is new: the hint published meanwhile is gone
+    assert wait_job(owner, job["id"], 60, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+    assert agent.output.count("push: subscribed") == 2, agent.output
+
+
+def test_a_settings_hint_applies_and_confirms_the_owners_keepalive(
+        tmp_path, pushed, zpl_printer, agents, device_tree):
+    svc, port, _ = pushed
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    flash, pid = push_flash(tmp_path, svc, port, owner, zpl_printer, agents, device_tree)
+    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent.wait_line(r"push: subscribed")
+    owner.call("update", [("printerid", pid), ("local_settings", '{"pending": {"xmpp_timeout_value": 25}}')])
+    agent.wait_line(r"local settings confirmed: push keepalive 25 s", timeout=15)
+    agent.wait_line(r"push: keepalive now 25 s; reconnecting")
+    wait_for(lambda: agent.output.count("push: subscribed") >= 2, 30, "the new session")
+    stored = owner.call("printer", [("printerid", pid)])["printers"][0]["local_settings"]
+    assert stored["current"]["xmpp_timeout_value"] == 25 and "pending" not in stored
+    with open(os.path.join(flash, "credentials.json")) as f:
+        assert json.load(f)["keepalive_s"] == 25  # kept across reboots, gone with the registration
+
+
 def test_keepalive_holds_through_a_long_slow_job(tmp_path, pushed, agents, device_tree):
-    # 30 KB at 9600 baud: over 30 s of streaming with a 10 s keepalive. Mosquitto drops a
-    # client that is silent for 1.5 x keepalive, so only pings sent mid-job keep it.
+    # 3 minutes of streaming at 9600 baud (about 175 KB) with a 10 s keepalive. Mosquitto
+    # drops a client that is silent for 1.5 x keepalive, so only pings sent mid-job keep it.
     from tools.hostrun import zpl_labels
     from tools.printersim.server import PrinterSim
     svc, port, _ = pushed
@@ -91,9 +158,9 @@ def test_keepalive_holds_through_a_long_slow_job(tmp_path, pushed, agents, devic
             board.write_text(json.dumps(dict(json.load(f), stall_timeout_s=60)))
         agent = agents(flash, sim.address, board=str(board), tree=device_tree)
         agent.wait_line(r"push: subscribed")
-        payload, labels = zpl_labels(30 * 1024)
+        payload, labels = zpl_labels(175 * 1024)
         t0 = time.monotonic()
         job = owner.submit(pid, payload, "application/x-zpl", "slow")
-        assert wait_job(owner, job["id"], 90, agent=agent)["semanticState"]["state"]["type"] == "DONE"
-        assert time.monotonic() - t0 > 25  # it really was a long job
+        assert wait_job(owner, job["id"], 300, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+        assert time.monotonic() - t0 > 180  # it really was a 3-minute job
         assert "connection lost" not in agent.output and agent.output.count("push: subscribed") == 1

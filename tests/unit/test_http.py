@@ -27,8 +27,50 @@ def test_request_bytes_on_the_wire():
     assert resp.status == 200
     head, _, sent_body = bytes(conn.written).partition(b"\r\n\r\n")
     assert head.split(b"\r\n") == [b"POST /a/b?x=1 HTTP/1.1", b"Host: example.test:8080",
-                                    b"Connection: close", b"X-A: 1", b"Content-Length: 23"]
+                                    b"X-A: 1", b"Content-Length: 23"]
     assert sent_body == body
+
+
+def test_a_connection_read_to_its_end_serves_the_next_request_to_that_server():
+    first = FakeConn([http_reply(200, b"one", [("Content-Length", "3")]),
+                      http_reply(200, b"two", chunked=True)])
+    other = FakeConn(http_reply(200, b"x", [("Content-Length", "1")]))
+    connector = Connector(first, other)
+    c = H.Http(connector, FakeClock(), timeout_s=5)
+    assert read_body(c.request("GET", "http://a.test/1")) == b"one"
+    assert read_body(c.request("GET", "http://a.test/2")) == b"two"
+    assert len(connector.calls) == 1 and not first.closed
+    assert read_body(c.request("GET", "http://b.test/3")) == b"x"  # another server
+    assert first.closed and len(connector.calls) == 2
+
+
+def test_no_reuse_after_an_unread_body_or_connection_close():
+    unread = FakeConn(http_reply(200, b"abcdef", [("Content-Length", "6")]))
+    told = FakeConn(http_reply(200, b"ok", [("Content-Length", "2"), ("Connection", "close")]))
+    last = FakeConn(http_reply(204))
+    connector = Connector(unread, told, last)
+    c = H.Http(connector, FakeClock(), timeout_s=5)
+    c.request("GET", "http://a.test/1").readinto(memoryview(bytearray(2)))
+    assert read_body(c.request("GET", "http://a.test/2")) == b"ok"
+    assert unread.closed  # its body was left half read: the connection cannot be trusted
+    c.request("GET", "http://a.test/3")
+    assert told.closed and len(connector.calls) == 3
+
+
+def test_a_kept_connection_the_server_ended_is_retried_once_on_a_new_one():
+    stale = FakeConn([http_reply(200, b"ok", [("Content-Length", "2")])])  # then EOF: closed
+    fresh = FakeConn(http_reply(200, b"again", [("Content-Length", "5")]))
+    connector = Connector(stale, fresh)
+    c = H.Http(connector, FakeClock(), timeout_s=5)
+    assert read_body(c.request("POST", "http://a.test/1", body=b"x")) == b"ok"
+    assert read_body(c.request("POST", "http://a.test/2", body=b"y")) == b"again"
+    assert stale.written.count(b"POST /2") == 1 and fresh.written.count(b"POST /2") == 1
+    # a reply that broke off after it began is not sent twice: the server saw the request
+    half = FakeConn([http_reply(200, b"ok", [("Content-Length", "2")]), b"HTTP/1.1 2"])
+    c = H.Http(Connector(half, FakeConn(http_reply(204))), FakeClock(), timeout_s=5)
+    read_body(c.request("POST", "http://a.test/1", body=b"x"))
+    with pytest.raises(H.HttpError):
+        c.request("POST", "http://a.test/2", body=b"y")
 
 
 def test_default_port_is_left_out_of_host():

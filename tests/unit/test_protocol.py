@@ -118,6 +118,20 @@ def test_refresh_then_cache_until_80_percent_of_lifetime():
     assert log.lines[-1] == "[info] leak *** *** ***"
 
 
+def test_the_broker_credential_comes_with_the_token_and_stays_secret():
+    clock = FakeClock()
+    t, log = tokens(jreply({"access_token": "ya29.b", "expires_in": 100, "mqtt_password": "mq.two"}),
+                    clock=clock)
+    t.seed({"access_token": "ya29.a", "expires_in": 100, "mqtt_password": "mq.one"})
+    assert t.broker_password() == "mq.one"  # the code exchange's reply: no refresh
+    clock.advance(81000)
+    assert t.broker_password() == "mq.two" and t.access_token() == "ya29.b"
+    log.info("leak mq.one mq.two")
+    assert log.lines[-1] == "[info] leak mq.one ***"  # the old one is dead and forgotten
+    t, _ = tokens(jreply({"access_token": "ya29.c", "expires_in": 100}))
+    assert t.broker_password() is None  # a service without push
+
+
 def test_invalid_grant_is_revocation_and_5xx_is_transient():
     t, _ = tokens(jreply({"error": "invalid_grant"}, status=400))
     with pytest.raises(oauth.Revoked):
@@ -145,8 +159,9 @@ def test_cdd_and_firmware_are_sent_only_when_they_changed():
     api = Api()
     driver = ZplDriver(FakeUart(), FakeClock())
     creds = {"printer_id": "p1", "caps_hash": cdd.document(driver)[1], "firmware": "1.0"}
-    assert cdd.sync(api, dict(creds), driver, "1.0") is False and api.calls == []
+    local = ("local_settings", "{}", "application/json")
+    assert cdd.sync(api, dict(creds), driver, "1.0", local) is False and api.calls == []
     changed = dict(creds, caps_hash="old")
-    assert cdd.sync(api, changed, driver, "1.1") is True
+    assert cdd.sync(api, changed, driver, "1.1", local) is True
     assert api.calls == [("p1", ["use_cdd", "capabilities", "capsHash", "firmware", "local_settings"])]
     assert changed == dict(creds, firmware="1.1")

@@ -9,7 +9,8 @@ from firmware.store import Flash
 from tests.fakes import FakeClock, FakeUart, ListLog
 
 SETTINGS = {"service_url": "https://svc/cloudprint", "oauth_client_id": "cid",
-            "oauth_client_secret": "csecret", "printer_name": "Dock 3", "claim_poll_s": 6}
+            "oauth_client_secret": "csecret", "printer_name": "Dock 3", "claim_poll_s": 6,
+            "mqtt_keepalive_s": 45}
 REPLY = {"success": True, "printers": [{"id": "p-1"}], "registration_token": "AB12C",
          "token_duration": "30", "invite_url": "https://svc/claim",
          "complete_invite_url": "https://svc/claim?token=AB12C",
@@ -50,6 +51,8 @@ def test_register_fields_follow_gcp_2_0():
     assert types == ["application/x-zpl", "application/vnd.cups-raw"]
     assert json.loads(fields["semantic_state"][0]) == {"version": "1.0", "printer": {"state": "IDLE"}}
     assert fields["capabilities"][1] == "application/json" and fields["firmware"] == ("0.1", None)
+    local = json.loads(fields["local_settings"][0])["current"]
+    assert local["xmpp_timeout_value"] == 45 and local["local_discovery"] is False
 
 
 @pytest.mark.parametrize("drop", ["polling_url", "registration_token", "complete_invite_url", "printers"])
@@ -67,13 +70,14 @@ def test_claimed_after_polls_no_faster_than_5s(tmp_path, monkeypatch):
                        ServiceError("HTTP 503"),
                        {"success": True, "authorization_code": "4/code", "user_email": "o@x",
                         "xmpp_jid": "j@x"}])
-    monkeypatch.setattr(R, "exchange_code", lambda *a: ("1/refresh", "ya29.access", 3600))
+    reply = {"access_token": "ya29.access", "expires_in": 3600, "mqtt_password": "mq.broker"}
+    monkeypatch.setattr(R, "exchange_code", lambda *a: ("1/refresh", reply))
     reg, clock, log, uart = make(tmp_path, api)
-    creds, access, expires = reg.run()
+    creds, got = reg.run()
     assert creds == {"printer_id": "p-1", "refresh_token": "1/refresh", "xmpp_jid": "j@x",
                      "user_email": "o@x", "firmware": "0.1",
                      "caps_hash": [f for f in api.calls[0][1] if f[0] == "capsHash"][0][1]}
-    assert access == "ya29.access" and expires == 3600
+    assert got is reply  # seeds the tokens: no refresh right after claiming
     assert Flash(str(tmp_path)).read_json("credentials.json") == creds
     assert all(ms >= 5000 for ms in clock.slept)
     register = api.calls[0]

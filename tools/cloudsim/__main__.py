@@ -17,15 +17,38 @@ def main(argv=None):
     ap.add_argument("--client-id", default="cloudprint-agent", help="the OAuth client id printers use")
     ap.add_argument("--client-secret", help="the OAuth client secret (default: generated once)")
     ap.add_argument("--token-duration", type=int, default=899, help="seconds a claim code is valid")
-    ap.add_argument("--mqtt", metavar="URL", help="publish push hints to this broker: mqtt://HOST:PORT "
-                    "or mqtts://HOST:PORT (any MQTT 3.1.1 broker; see the README)")
-    ap.add_argument("--mqtt-ca", help="CA file (PEM) that an mqtts:// broker's certificate must chain to")
+    push = ap.add_argument_group("push (see the README): by default an embedded MQTT broker")
+    push.add_argument("--broker-port", type=int, default=1883, help="embedded broker: plain MQTT port")
+    push.add_argument("--broker-tls-port", type=int, help="embedded broker: also mqtts on this port, "
+                      "with the service's certificate")
+    push.add_argument("--mqtt", metavar="URL", help="use this broker instead of the embedded one: "
+                      "mqtt://HOST:PORT or mqtts://HOST:PORT (any MQTT 3.1.1 broker)")
+    push.add_argument("--mqtt-ca", help="CA file (PEM) that an mqtts:// broker's certificate must chain to")
+    push.add_argument("--mqtt-user", help="the service's user name on that broker")
+    push.add_argument("--mqtt-password-file", help="file holding the service's password on that broker")
+    push.add_argument("--mqtt-dynsec", action="store_true", help="the broker is mosquitto with its "
+                      "dynamic-security plugin and the user above is its admin: the service creates "
+                      "and deletes one broker client per printer")
+    push.add_argument("--no-push", action="store_true", help="no broker at all: printers only poll")
     args = ap.parse_args(argv)
-    svc = Service(args.data, args.host, args.http_port, args.https_port, args.client_id,
-                  args.client_secret, args.token_duration, public_host=args.public_host,
-                  mqtt_url=args.mqtt, mqtt_ca=args.mqtt_ca)
+    password = None
+    if args.mqtt_password_file:
+        with open(args.mqtt_password_file) as f:
+            password = f.read().strip()
+    embedded = not (args.mqtt or args.no_push)
+    try:
+        svc = Service(args.data, args.host, args.http_port, args.https_port, args.client_id,
+                      args.client_secret, args.token_duration, public_host=args.public_host,
+                      mqtt_url=None if args.no_push else args.mqtt, mqtt_ca=args.mqtt_ca,
+                      mqtt_user=args.mqtt_user, mqtt_password=password, mqtt_dynsec=args.mqtt_dynsec,
+                      broker_port=args.broker_port if embedded else None,
+                      broker_tls_port=args.broker_tls_port if embedded else None)
+    except (OSError, RuntimeError, ValueError) as e:
+        hint = " (another --broker-port, or --mqtt URL for a broker you run)" if embedded else ""
+        raise SystemExit("cloudsim: cannot start: %s%s" % (e, hint))
     svc.start()
     print("cloudsim: %s/cloudprint and %s/cloudprint" % (svc.http_url, svc.https_url), flush=True)
+    print("cloudsim: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
     print("cloudsim: CA for printers: %s; owner API key in %s/owner.key"
           % (svc.certs["ca_der"], args.data), flush=True)
     done = threading.Event()

@@ -59,6 +59,7 @@ class Reply:
         self.stream = stream  # callable(write) for large bodies; length is then required
         self.length = length
         self.drip_s = None  # fault: send the body a byte at a time, this far apart
+        self.close = False  # fault: the body stops short, so the connection must end with it
 
 
 class Request:
@@ -382,9 +383,11 @@ class Api:
                 s.x("INSERT INTO tokens VALUES (?, 'refresh', ?, ?, NULL, 0, 0)",
                     (refresh, row["printer_id"], self.client_id))
                 access = self._issue_access(s, row["printer_id"])
+                broker = self._broker_credential(s, row["printer_id"])
             return Reply(body=json.dumps({"access_token": access, "token_type": "Bearer",
                                           "expires_in": self.access_ttl_s,
-                                          "refresh_token": refresh}).encode())
+                                          "refresh_token": refresh,
+                                          "mqtt_password": broker}).encode())
         if grant == "refresh_token":
             row = self.store.one("SELECT * FROM tokens WHERE token=? AND kind='refresh'",
                                  (req.get("refresh_token") or "",))
@@ -392,9 +395,23 @@ class Api:
                 return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
             with self.store.tx() as s:
                 access = self._issue_access(s, row["printer_id"])
+                broker = self._broker_credential(s, row["printer_id"])
             return Reply(body=json.dumps({"access_token": access, "token_type": "Bearer",
-                                          "expires_in": self.access_ttl_s}).encode())
+                                          "expires_in": self.access_ttl_s,
+                                          "mqtt_password": broker}).encode())
         return oauth_error(400, "unsupported_grant_type", "Unsupported grant_type.")
+
+    def _broker_credential(self, s, printer_id):
+        """The printer's push broker password (an extra field of the token reply, RFC 6749
+        §5.1): made once per printer, revoked with it, never an API token (mqtt_access.py)."""
+        row = s.one("SELECT token FROM tokens WHERE kind='mqtt' AND printer_id=? AND revoked=0",
+                    (printer_id,))
+        if row is not None:
+            return row["token"]
+        password = "mq." + new_secret()
+        s.x("INSERT INTO tokens VALUES (?, 'mqtt', ?, ?, NULL, 0, 0)", (password, printer_id, self.client_id))
+        self.push.grant(printer_id, password)
+        return password
 
     def _issue_access(self, s, printer_id):
         access = "ya29." + new_secret()
@@ -637,8 +654,10 @@ class Api:
                         break
                     write(chunk)
                     left -= len(chunk)
-        return Reply(status=status, content_type=job["content_type"], stream=stream,
-                     length=length - start, headers=headers)
+        reply = Reply(status=status, content_type=job["content_type"], stream=stream,
+                      length=length - start, headers=headers)
+        reply.close = cut is not None
+        return reply
 
     def i_submit(self, req):
         if req.principal[0] != "user":

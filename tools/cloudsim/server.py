@@ -8,6 +8,7 @@ import email.parser
 import email.policy
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -49,7 +50,9 @@ def parse_multipart(content_type, body):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cloudsim/1"
-    timeout = 30  # per socket operation; a stalled client frees its thread
+    # per socket operation, and how long a kept-alive connection may idle: a stalled or
+    # silent client frees its thread
+    timeout = 30
 
     def log_message(self, fmt, *args):  # quiet: the API logs what matters
         pass
@@ -62,7 +65,9 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is not None:
             if not length.isdigit() or int(length) > MAX_BODY:
-                return self._send(Reply(status=413, body=b"body too large", content_type="text/plain"))
+                reply = Reply(status=413, body=b"body too large", content_type="text/plain")
+                reply.close = True  # the body is still on the wire
+                return self._send(reply)
             body = self.rfile.read(int(length))
             ctype = self.headers.get("Content-Type", "")
             try:
@@ -102,11 +107,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", reply.content_type)
         length = reply.length if reply.stream else len(reply.body)
         self.send_header("Content-Length", str(length))
-        self.send_header("Connection", "close")
+        # HTTP/1.1 keep-alive unless the client or a fault ends the connection
+        close = (reply.close or reply.drip_s is not None
+                 or self.headers.get("Connection", "").lower() == "close")
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for k, v in reply.headers:
             self.send_header(k, v)
         self.end_headers()
-        self.close_connection = True
         try:
             if reply.drip_s:
                 self.wfile.flush()
@@ -131,6 +140,8 @@ class _Server(ThreadingHTTPServer):
         # The TLS handshake runs in the request's own thread (on first read), so a
         # slow or refusing client cannot hold up the accept loop.
         sock, addr = self.socket.accept()
+        # replies go out as header and body writes: no Nagle wait for the client's delayed ACK
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context is not None:
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
@@ -147,7 +158,12 @@ class Service:
 
     def __init__(self, data_dir, host="127.0.0.1", http_port=0, https_port=0,
                  client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
-                 access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None):
+                 access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
+                 mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
+                 broker_tls_port=None):
+        """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
+        account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
+        broker_port (0 = any free port) starts the embedded broker instead."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
@@ -165,7 +181,26 @@ class Service:
         name = public_host or host
         self.http_url = "http://%s:%d" % (name, self._http.server_address[1])
         self.https_url = "https://%s:%d" % (name, self._https.server_address[1])
-        self.push = Push(mqtt_url, mqtt_ca, log=log) if mqtt_url else NoPush()
+        self.broker = None
+        if broker_port is not None:
+            from tools.cloudsim.broker import EmbeddedBroker  # amqtt loads only when used
+            mqtt_user, mqtt_password, mqtt_dynsec = "cloudsim-push", new_secret(24), False
+            broker_port = broker_port or _free_port(host)
+            self.broker = EmbeddedBroker(
+                os.path.join(data_dir, "cloudsim.db"), mqtt_user, mqtt_password, host, broker_port,
+                broker_tls_port, self.certs["cert"], self.certs["key"]).start()
+            mqtt_url = "mqtt://%s:%d" % (host, broker_port)
+            mqtt_ca = None
+        # the broker address printers use (mqtt_url itself when the service reaches it the same way)
+        self.mqtt_url = mqtt_url
+        if broker_port is not None:
+            self.mqtt_url = "mqtt://%s:%d" % (name, broker_port)
+            if broker_tls_port:
+                self.mqtt_url = "mqtts://%s:%d" % (name, broker_tls_port)
+        self.push = NoPush()
+        if mqtt_url:
+            self.push = Push(mqtt_url, mqtt_ca, mqtt_user, mqtt_password, log=log, dynsec=mqtt_dynsec,
+                             grants=self._broker_grants)
         self._apis = []
         self.seen = collections.deque(maxlen=1000)
         for srv, url in ((self._http, self.http_url), (self._https, self.https_url)):
@@ -185,6 +220,11 @@ class Service:
         client = {"client_id": client_id, "client_secret": client_secret or new_secret(24)}
         _write_private(path, json.dumps(client))
         return client
+
+    def _broker_grants(self):
+        return [(r["printer_id"], r["token"]) for r in self.store.q(
+            "SELECT t.printer_id, t.token FROM tokens t JOIN printers p ON p.id = t.printer_id"
+            " WHERE t.kind = 'mqtt' AND t.revoked = 0 AND p.deleted = 0")]
 
     @property
     def api(self):
@@ -206,6 +246,8 @@ class Service:
             srv.shutdown()
             srv.server_close()
         self.push.close()
+        if self.broker is not None:
+            self.broker.stop()
         self.store.close()
 
     def __enter__(self):
@@ -213,6 +255,12 @@ class Service:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _free_port(host):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def _write_private(path, text):

@@ -48,6 +48,7 @@ class Printer:
         self.printed = []  # every label or receipt, as bytes
         self._credit = 0.0
         self._last = time.monotonic()
+        self.watchers = []  # called with (print data, monotonic time) as it arrives: benchmarks
         self.first_data_at = None  # when print data first and last arrived (monotonic)
         self.last_data_at = None
 
@@ -140,6 +141,8 @@ class Printer:
         now = time.monotonic()
         self.first_data_at = self.first_data_at or now
         self.last_data_at = now
+        for watch in self.watchers:
+            watch(data, now)
         for armed in list(self._armed):
             if self.data_bytes >= armed[0]:
                 self._armed.remove(armed)

@@ -69,6 +69,7 @@ class PrinterSim:
             self.pty_path = os.ttyname(slave)
         self._stop = threading.Event()
         self._threads = []
+        self._line = 0  # which connection holds the line
 
     def start(self):
         self._spawn(self._accept_loop, self._listener, self._serve)
@@ -124,6 +125,10 @@ class PrinterSim:
                 write(reply)
 
     def _serve(self, conn):
+        # One line, one host: a new connection is a new board (say, after a power cut).
+        # What the old one left in the socket never crossed the wire, so it is dropped.
+        self._line += 1
+        mine = self._line
         with conn:
             conn.setblocking(True)
             # a serial line has no Nagle: an XON must not wait for the host's delayed ACK
@@ -133,6 +138,8 @@ class PrinterSim:
                 return bool(select.select([conn], [], [], timeout)[0])
 
             def read(n):
+                if self._line != mine:
+                    return b""
                 try:
                     return conn.recv(n)
                 except OSError:

@@ -1,0 +1,159 @@
+"""Broker security, on both brokers the service supports: the embedded one (amqtt, which
+asks the service's database) and mosquitto with its dynamic-security plugin (which the
+service fills). A printer logs in with the credential from the token endpoint, reads only its
+own topic and writes only its own status; a deleted printer cannot log in any more."""
+import json
+
+import paho.mqtt.client as paho
+import pytest
+
+from tests.system.conftest import DYNSEC_ADMIN, start_secured_mosquitto
+from tools.cloudsim.server import Service
+from tools.hostrun import wait_for
+from tests.unit.test_cloudsim import claimed_printer
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def service(request, tmp_path):
+    proc = None
+    if request.param == "embedded":
+        svc = Service(str(tmp_path / "svc"), log=lambda m: None, broker_port=0)
+    else:
+        proc, port = start_secured_mosquitto(tmp_path)
+        svc = Service(str(tmp_path / "svc"), log=lambda m: None, mqtt_url="mqtt://127.0.0.1:%d" % port,
+                      mqtt_user=DYNSEC_ADMIN[0], mqtt_password=DYNSEC_ADMIN[1], mqtt_dynsec=True)
+    svc.start()
+    yield svc
+    svc.stop()
+    if proc is not None:
+        proc.terminate()
+        proc.wait(5)
+
+
+class Session:
+    """A paho client logged in as a printer, recording what it receives."""
+
+    def __init__(self, url, user, password):
+        host, port = url.split("//")[1].rsplit(":", 1)
+        self.got, self.subacks, self.result = [], [], []
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-" + user[:8])
+        self.c.username_pw_set(user, password)
+        self.c.on_connect = lambda c, u, f, rc, p: self.result.append(rc)
+        self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload.decode()))
+        self.c.on_subscribe = lambda c, u, mid, codes, p: self.subacks.append(codes[0])
+        self.c.connect(host, int(port))
+        self.c.loop_start()
+        wait_for(lambda: self.result, 10, "the broker's CONNACK")
+
+    @property
+    def accepted(self):
+        return not self.result[0].is_failure
+
+    def subscribe(self, topic):
+        n = len(self.subacks)
+        self.c.subscribe(topic, qos=1)
+        wait_for(lambda: len(self.subacks) > n, 10, "the SUBACK for " + topic)
+        return not self.subacks[-1].is_failure
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def broker_login(svc, tok, printer_id):
+    """Wait until the broker knows the printer (mosquitto learns it over MQTT from the service)."""
+    holder = []
+
+    def try_login():
+        s = Session(svc.mqtt_url, printer_id, tok["mqtt_password"])
+        if s.accepted:
+            holder.append(s)
+            return True
+        s.close()
+        return False
+    wait_for(try_login, 10, "the broker to accept printer " + printer_id)
+    return holder[0]
+
+
+def test_a_printer_reads_only_its_own_topic_and_writes_only_its_status(service):
+    a_id, a_tok, owner, _ = claimed_printer(service)
+    b_id, b_tok, _, _ = claimed_printer(service)
+    assert a_tok["mqtt_password"] != b_tok["mqtt_password"] != b_tok["refresh_token"]
+    a = broker_login(service, a_tok, a_id)
+    b = broker_login(service, b_tok, b_id)
+    try:
+        assert a.subscribe("cloudprint/printers/" + a_id)
+        assert not a.subscribe("cloudprint/printers/" + b_id)  # printer A cannot read B's hints
+        assert not a.subscribe("cloudprint/printers/#")
+        assert b.subscribe("cloudprint/printers/" + b_id)
+        # A may not speak for the service or for B: the broker drops both
+        a.c.publish("cloudprint/printers/" + b_id, b_id, qos=1).wait_for_publish(5)
+        a.c.publish("cloudprint/printers/" + b_id + "/status", "offline", qos=1).wait_for_publish(5)
+        a.c.publish("cloudprint/printers/" + a_id + "/status", "online", qos=1).wait_for_publish(5)
+        owner.submit(b_id, b"^XA^XZ", "application/x-zpl")
+        wait_for(lambda: b.got, 10, "the service's hint to B")
+        owner.submit(a_id, b"^XA^XZ", "application/x-zpl")
+        wait_for(lambda: ("cloudprint/printers/" + a_id, a_id) in a.got, 10, "the service's hint to A")
+        assert b.got == [("cloudprint/printers/" + b_id, b_id)]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_wrong_or_stolen_credentials_are_refused(service):
+    a_id, a_tok, owner, _ = claimed_printer(service)
+    b_id, _, _, _ = claimed_printer(service)
+    broker_login(service, a_tok, a_id).close()
+    for user, password in ((a_id, "mq.guess"), (b_id, a_tok["mqtt_password"]),
+                           (a_id, a_tok["access_token"]), (a_id, a_tok["refresh_token"])):
+        s = Session(service.mqtt_url, user, password)
+        s.close()
+        assert not s.accepted, (user, password[:4])
+
+
+def test_a_deleted_printer_can_no_longer_log_in(service):
+    a_id, a_tok, owner, _ = claimed_printer(service)
+    s = broker_login(service, a_tok, a_id)
+    assert s.subscribe("cloudprint/printers/" + a_id)
+    owner.call("delete", [("printerid", a_id)])
+    wait_for(lambda: ("cloudprint/printers/" + a_id, a_id + "/delete") in s.got, 10, "the deletion hint")
+    s.close()
+
+    def refused():
+        again = Session(service.mqtt_url, a_id, a_tok["mqtt_password"])
+        again.close()
+        return not again.accepted
+    wait_for(refused, 10, "the broker to refuse the deleted printer")
+
+
+def test_the_credential_is_stable_across_refreshes(service):
+    from tests.unit.test_cloudsim import call
+    a_id, a_tok, _, _ = claimed_printer(service)
+    status, again = call(service, "/oauth2/token", {
+        "grant_type": "refresh_token", "refresh_token": a_tok["refresh_token"],
+        "client_id": service.client["client_id"], "client_secret": service.client["client_secret"]})
+    assert status == 200 and again["mqtt_password"] == a_tok["mqtt_password"]
+    assert json.dumps(again).count("mq.") == 1
+
+
+def test_the_embedded_broker_speaks_verified_tls(tmp_path):
+    import ssl
+    from tests.system.conftest import free_port
+    svc = Service(str(tmp_path / "svc"), log=lambda m: None, broker_port=0, broker_tls_port=free_port())
+    try:
+        svc.start()
+        assert svc.mqtt_url.startswith("mqtts://127.0.0.1:")
+        pid, tok, _, _ = claimed_printer(svc)
+        host, port = svc.mqtt_url.split("//")[1].rsplit(":", 1)
+        for ca, ok in ((svc.certs["ca_pem"], True), (None, False)):  # None: the system's CAs
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="tls-" + str(ok))
+            c.username_pw_set(pid, tok["mqtt_password"])
+            c.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
+            if ok:
+                assert c.connect(host, int(port)) == 0
+                c.disconnect()
+            else:
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    c.connect(host, int(port))
+    finally:
+        svc.stop()

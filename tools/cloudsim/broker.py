@@ -1,0 +1,112 @@
+"""The embedded MQTT broker (amqtt, from PyPI) the service starts when no external broker is
+given: enough for the demo and a small site. It runs in its own thread and event loop, and
+decides logins and topic access from the service's database (mqtt_access.py), so a printer's
+credential works the moment the token endpoint has handed it out, and dies with the printer."""
+import asyncio
+import hmac
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+from amqtt.broker import Broker
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from tools.cloudsim import mqtt_access as access
+
+START_TIMEOUT_S = 10
+
+
+class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
+    """amqtt plugin: the service account by its password, printers by the database."""
+
+    @dataclass
+    class Config:
+        db_path: str = ""
+        service_user: str = ""
+        service_password: str = ""
+
+    def __init__(self, context):
+        super().__init__(context)
+        cfg = context.config
+        self._service = (cfg.service_user, cfg.service_password)
+        self._db = sqlite3.connect("file:%s?mode=ro" % cfg.db_path, uri=True, check_same_thread=False)
+
+    async def authenticate(self, *, session):
+        user, password = session.username or "", session.password or ""
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        if user == self._service[0]:
+            return hmac.compare_digest(password, self._service[1])
+        return access.printer_password_ok(self._db, user, password)
+
+    async def topic_filtering(self, *, session=None, topic=None, action=None):
+        if session is None or topic is None:
+            return False
+        if session.username == self._service[0]:
+            return access.service_may(str(action), topic)
+        return access.printer_may(session.username, str(action), topic)
+
+    async def close(self):
+        self._db.close()
+
+
+class EmbeddedBroker:
+    """Listens on host:port (plain MQTT) and, with certfile/keyfile, on tls_port (mqtts)."""
+
+    def __init__(self, db_path, service_user, service_password, host="127.0.0.1", port=1883,
+                 tls_port=None, certfile=None, keyfile=None):
+        listeners = {"default": {"type": "tcp", "bind": "%s:%d" % (host, port)}}
+        if tls_port:
+            listeners["tls"] = {"type": "tcp", "bind": "%s:%d" % (host, tls_port), "ssl": True,
+                                "certfile": certfile, "keyfile": keyfile}
+        self._config = {
+            "listeners": listeners,
+            "plugins": {"tools.cloudsim.broker.ServiceAccess": {
+                "db_path": db_path, "service_user": service_user,
+                "service_password": service_password}},
+        }
+        self._loop = None
+        self._stop = None
+        self._thread = None
+        self._error = None
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+
+    def start(self):
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="mqtt-broker", daemon=True)
+        self._thread.start()
+        if not ready.wait(START_TIMEOUT_S):
+            raise RuntimeError("the embedded MQTT broker did not start within %d s" % START_TIMEOUT_S)
+        if self._error is not None:
+            raise RuntimeError("the embedded MQTT broker cannot start: %s" % self._error)
+        return self
+
+    def _run(self, ready):
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve(ready))
+        finally:
+            self._loop.close()
+
+    async def _serve(self, ready):
+        self._stop = asyncio.Event()
+        quiet = logging.getLogger("amqtt")
+        quiet.setLevel(logging.CRITICAL)  # a failed start is reported once, by start()
+        try:
+            broker = Broker(self._config)
+            await broker.start()
+        except Exception as e:  # port taken, bad certificate
+            self._error = e.__cause__ or e
+            ready.set()
+            return
+        quiet.setLevel(logging.WARNING)
+        ready.set()
+        await self._stop.wait()
+        await broker.shutdown()
+
+    def stop(self):
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)

@@ -1,0 +1,71 @@
+"""Who may do what on the push broker (DESIGN §3 "MQTT"): one rule set, applied by the
+embedded broker directly and handed to mosquitto as dynamic-security commands.
+
+A printer logs in with username = its printer id and password = its broker credential: a
+secret the token endpoint hands out with every token (kind 'mqtt' in the tokens table). It is
+not an API token, so a broker that leaks it exposes nothing but one printer's hints. The
+printer may subscribe to its own topic only and publish only to its own status topic."""
+import json
+
+TOPIC = "cloudprint/printers/%s"
+SERVICE_ROLE = "cloudprint-service"
+DYNSEC_TOPIC = "$CONTROL/dynamic-security/v1"
+DYNSEC_RESPONSES = DYNSEC_TOPIC + "/response"
+
+
+def printer_may(printer_id, action, topic):
+    """action: 'subscribe', 'publish' or 'receive'."""
+    own = TOPIC % printer_id
+    if action == "subscribe":
+        return topic == own
+    if action == "publish":
+        return topic == own + "/status"
+    return topic in (own, own + "/status")
+
+
+def service_may(action, topic):
+    return action == "publish" and topic.startswith(TOPIC % "") and "#" not in topic and "+" not in topic
+
+
+def printer_password_ok(db, printer_id, password):
+    """db: an sqlite3 connection to the service's database."""
+    if not printer_id or not password:
+        return False
+    row = db.execute(
+        "SELECT 1 FROM tokens t JOIN printers p ON p.id = t.printer_id WHERE t.kind = 'mqtt'"
+        " AND t.token = ? AND t.printer_id = ? AND t.revoked = 0 AND p.deleted = 0",
+        (password, printer_id)).fetchone()
+    return row is not None
+
+
+# ---- mosquitto's dynamic-security plugin: one client and one role per printer
+def _role(printer_id):
+    return "printer-" + printer_id
+
+
+def dynsec_grant(printer_id, password):
+    own = TOPIC % printer_id
+    return [
+        {"command": "createRole", "rolename": _role(printer_id), "acls": [
+            {"acltype": "subscribeLiteral", "topic": own, "allow": True},
+            {"acltype": "publishClientSend", "topic": own + "/status", "allow": True}]},
+        {"command": "createClient", "username": printer_id, "password": password,
+         "roles": [{"rolename": _role(printer_id)}]},
+    ]
+
+
+def dynsec_revoke(printer_id):
+    # deleting the client also disconnects a printer that is still logged in
+    return [{"command": "deleteClient", "username": printer_id},
+            {"command": "deleteRole", "rolename": _role(printer_id)}]
+
+
+def dynsec_service_setup(username):
+    """The service's own account may publish hints; getClient tells whether it has the role."""
+    return [{"command": "createRole", "rolename": SERVICE_ROLE, "acls": [
+                {"acltype": "publishClientSend", "topic": TOPIC % "#", "allow": True}]},
+            {"command": "getClient", "username": username}]
+
+
+def dynsec_payload(commands):
+    return json.dumps({"commands": commands})
