@@ -14,6 +14,7 @@ from firmware.http import Http, HttpError
 from firmware.jobs import JobRunner
 from firmware.journal import Journal
 from firmware.log import Log
+from firmware.modules import unload
 from firmware.monitor import Monitor
 from firmware.printers.base import PrinterError
 from firmware.store import CorruptFile
@@ -22,20 +23,14 @@ VERSION = "0.1.0"
 SETTINGS = "settings.json"
 CREDENTIALS = "credentials.json"
 IDENTITY = "identity.json"
+BOOT = "boot.json"  # starts that did not last STABLE_MS: CRASH_LIMIT of them mean safe mode
+CRASH_LIMIT = 3
+STABLE_MS = 60000
 UNCONFIGURED_RECHECK_MS = 5000
+NAP_SLICE_MS = 500
 
 TRANSIENT = (HttpError, ServiceError, oauth.OAuthError, oauth.ClientRejected, AuthRejected,
              ValueError, PrinterError, OSError)
-
-
-def unload(name):
-    """Forget a module so the GC can free its bytecode."""
-    sys.modules.pop(name, None)
-    i = name.rfind(".")
-    parent = sys.modules.get(name[:i])
-    if parent is not None and hasattr(parent, name[i + 1:]):
-        delattr(parent, name[i + 1:])
-    gc.collect()
 
 
 def check_board(raw):
@@ -81,14 +76,119 @@ class Agent:
         self.clock = ports.clock
         self.flash = ports.flash
         self.backoff = Backoff(ports.rand)
+        self._started = self.clock.ticks_ms()
+        self._stable = False
+        # what the console reports and acts on
+        self.state = "starting"
+        self.creds = None
+        self.driver = None
+        self.runner = None
+        self.monitor = None
+        self.notifier = None
+        self.wanted = None  # "unregister": asked on the console, done by the main loop
+        self.board_in_flash = getattr(ports, "board_in_flash", True)
+        self.console = None
+        read = getattr(ports, "console_read", None)
+        if read is not None:
+            from firmware.console import Console
+            self.console = Console(read, log.say, self.flash, self, self.clock.pause_ms)
+            self.clock.idle = self.console.poll
 
     def wait_for_settings(self):
         while True:
             settings, problem = read_settings(self.flash)
             if settings:
                 return settings
-            self.log.error("not configured: %s", problem)
+            self.state = "not configured: " + problem
+            self.log.error("not configured: %s; set it on the console (type help)", problem)
             self.clock.sleep_ms(UNCONFIGURED_RECHECK_MS)
+            self.mark_stable()
+
+    # ---- safe mode: a bad setting must never lock the owner out of the console
+    def safe_mode_reason(self):
+        if getattr(self.ports, "button_held", False):
+            return "the button was held at power-on"
+        try:
+            boot = self.flash.read_json(BOOT) or {}
+        except CorruptFile:
+            boot = {}
+        n = boot.get("unstable")
+        n = n + 1 if isinstance(n, int) and n >= 0 else 1
+        self.flash.write_json(BOOT, {"unstable": n})
+        if n > CRASH_LIMIT:
+            return "the agent stopped %d times in a row within a minute of starting" % (n - 1)
+        return None
+
+    def mark_stable(self):
+        if not self._stable and self.clock.ticks_diff(self.clock.ticks_ms(), self._started) >= STABLE_MS:
+            self.flash.write_json(BOOT, {"unstable": 0})
+            self._stable = True
+
+    def safe_mode(self, reason):
+        self.state = "safe mode: " + reason
+        self.log.error("safe mode (%s): only the console runs; fix the settings, then type reboot",
+                       reason)
+        while True:
+            self.clock.sleep_ms(60000)
+
+    # ---- what the console asks of the agent (console_commands.py)
+    def status(self):
+        creds = self.creds
+        push = "off (polling)"
+        if self.notifier is not None:
+            push = "connected" if self.notifier.connected else "broker unreachable (polling)"
+        mem_free = getattr(gc, "mem_free", None)
+        return [("state", self.state),
+                ("printer id", creds["printer_id"] if creds else "none (not registered)"),
+                ("network", self.ports.network_status()),
+                ("push", push),
+                ("last job", (self.runner and self.runner.last_job) or "none since start"),
+                ("printer", self.monitor.state if self.monitor else "not yet asked"),
+                ("free memory", "%d bytes" % mem_free() if mem_free else "unknown"),
+                ("firmware", VERSION)]
+
+    def busy(self):
+        return self.runner is not None and self.runner.busy
+
+    def test_print(self):
+        if self.driver is None:
+            return "error: not configured yet: no printer to print on"
+        page = self.driver.test_page(VERSION)
+        self.driver.write(page)
+        return "ok: test page sent (%d bytes); printer: %s" % (len(page), self.driver.status())
+
+    def request(self, what):
+        if what == "register":
+            if self.creds is None:
+                return "registration is under way: the claim code is on the console and the printer"
+            return "already registered as %s; type unregister yes first" % self.creds["printer_id"]
+        if self.creds is None:
+            return "not registered: nothing to forget"
+        self.wanted = what
+        if self.notifier is not None:
+            self.notifier.wake = True
+        return "ok: unregistering once the current step is done"
+
+    def reboot(self):
+        self.flash.write_json(BOOT, {"unstable": 0})  # asked for: not a crash
+        self.ports.reboot()
+
+    def waiting_for_claim(self, code, url):
+        self.state = "waiting to be claimed: code %s at %s" % (code, url)
+
+    def nap(self, ms):
+        """Sleep, but not past a console request."""
+        end = self.clock.ticks_add(self.clock.ticks_ms(), ms)
+        while self.wanted is None:
+            left = self.clock.ticks_diff(end, self.clock.ticks_ms())
+            if left <= 0:
+                return
+            self.clock.sleep_ms(min(left, NAP_SLICE_MS))
+
+    def tick_during_job(self):
+        if self.notifier is not None:
+            self.notifier.tick()
+        self.clock.breathe()
 
     def identity(self):
         try:
@@ -119,7 +219,7 @@ class Agent:
             notifier.forget()
             notifier.deleted = False
 
-    def make_notifier(self, settings, ca, runner):
+    def make_notifier(self, settings, ca):
         """Push hints over MQTT when a broker is configured, else None (polling only)."""
         if not settings["mqtt_url"]:
             return None
@@ -127,9 +227,7 @@ class Agent:
         from firmware.notify import Notifier, parse_broker
         tls, host, port = parse_broker(settings["mqtt_url"])
         mqtt = Mqtt(self.ports.connector(ca), self.clock, host, port, tls, settings["http_timeout_s"] * 1000)
-        notifier = Notifier(mqtt, self.clock, self.log, Backoff(self.ports.rand), settings["mqtt_keepalive_s"])
-        runner.tick = notifier.tick
-        return notifier
+        return Notifier(mqtt, self.clock, self.log, Backoff(self.ports.rand), settings["mqtt_keepalive_s"])
 
     def _poll_ms(self, settings, notifier):
         """The safety poll while push works, the fast poll while it does not; jittered
@@ -164,14 +262,19 @@ class Agent:
         """(credentials, token reply) or None; see registration.py."""
         from firmware.registration import Registration
         try:
-            return Registration(api, http, self.flash, driver, self.clock, self.log, settings,
-                                settings["token_url"], ident, VERSION).run()
+            reg = Registration(api, http, self.flash, driver, self.clock, self.log, settings,
+                               settings["token_url"], ident, VERSION)
+            reg.on_ticket = self.waiting_for_claim
+            return reg.run()
         finally:
             unload("firmware.registration")
             unload("firmware.cdd")
 
     def run(self):
         log = self.log
+        reason = self.safe_mode_reason()
+        if reason:
+            self.safe_mode(reason)
         settings = self.wait_for_settings()
         log.set_level(settings["log_level"])
         log.add_secret(settings["oauth_client_secret"])
@@ -190,45 +293,54 @@ class Agent:
         runner = JobRunner(api, driver, self.clock, log, Backoff(self.ports.rand),
                            board["stream_buffer"], settings["download_deadline_s"] * 1000,
                            monitor, settings["fault_wait_s"] * 1000, journal)
-        notifier = self.make_notifier(settings, ca, runner)
+        notifier = self.make_notifier(settings, ca)
+        runner.tick = self.tick_during_job
+        self.driver, self.runner, self.monitor, self.notifier = driver, runner, monitor, notifier
         self.ports.board = board = None  # everything it configures is built now
-        creds = self.credentials()
+        self.creds = self.credentials()
         seed = None
         synced = False  # CDD and firmware checked against what the service has
         log.info("agent %s up: %s printer, service %s, %s", VERSION, driver.language,
-                 settings["service_url"], "registered" if creds else "unregistered")
+                 settings["service_url"], "registered" if self.creds else "unregistered")
         while True:
             delay_ms = 0
+            self.mark_stable()
             try:
+                if self.wanted == "unregister":
+                    self.wanted = None
+                    if self.creds is not None:
+                        self.forget_registration("unregistered on the console", journal, notifier)
+                        self.creds = None
+                self.state = "registered" if self.creds else "registering"
                 self.ports.network_up(settings)
-                if creds is None:
+                if self.creds is None:
                     api.tokens = None
                     done = self.register(api, http, driver, settings, ident)
                     if done:
-                        creds, seed = done
+                        self.creds, seed = done
                         monitor.forget()
                         synced = False  # the new registration's local settings
                     continue
                 if api.tokens is None:
                     api.tokens = oauth.Tokens(http, self.clock, log, settings["token_url"],
                                               settings["oauth_client_id"],
-                                              settings["oauth_client_secret"], creds["refresh_token"])
+                                              settings["oauth_client_secret"], self.creds["refresh_token"])
                     if seed:
                         api.tokens.seed(seed)
                         seed = None
                 if not synced:
-                    self.sync_printer(api, creds, driver, settings)
-                    self.apply_local_settings(api, creds, settings, notifier)
+                    self.sync_printer(api, self.creds, driver, settings)
+                    self.apply_local_settings(api, self.creds, settings, notifier)
                     synced = True
                 if notifier is not None:
-                    notifier.printer_id = creds["printer_id"]
+                    notifier.printer_id = self.creds["printer_id"]
                     notifier.password = api.tokens.broker_password
                     if notifier.deleted:
                         raise ApiError("push", ERR_UNKNOWN_PRINTER, "the service deleted this printer")
                     if notifier.settings_changed:
-                        self.apply_local_settings(api, creds, settings, notifier)
+                        self.apply_local_settings(api, self.creds, settings, notifier)
                         notifier.settings_changed = False
-                handled = runner.run_pending(creds["printer_id"])
+                handled = runner.run_pending(self.creds["printer_id"])
                 gc.collect()
                 log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())
                 self.backoff.reset()
@@ -239,11 +351,11 @@ class Agent:
                     delay_ms = 0
             except oauth.Revoked as e:
                 self.forget_registration(e, journal, notifier)
-                creds = None
+                self.creds = None
             except ApiError as e:
                 if e.code == ERR_UNKNOWN_PRINTER:
                     self.forget_registration(e, journal, notifier)
-                    creds = None
+                    self.creds = None
                 else:
                     delay_ms = self._retry_delay(e, 0)
             except TRANSIENT as e:
@@ -254,7 +366,7 @@ class Agent:
             except Exception as e:  # never exit: say it and back off
                 delay_ms = self._retry_delay("unexpected %s: %s" % (type(e).__name__, e), 0)
             if delay_ms:
-                self.clock.sleep_ms(delay_ms)
+                self.nap(delay_ms)
 
     def _retry_delay(self, err, retry_after_s):
         ms = max(self.backoff.next_ms(), retry_after_s * 1000)

@@ -4,6 +4,11 @@ import time
 
 
 class SystemClock:
+    def __init__(self):
+        # idle(wait_ms): what to do while the agent waits (serve the console); it must
+        # return within wait_ms. Every wait goes through sleep_ms or breathe.
+        self.idle = None
+
     def ticks_ms(self):
         return time.ticks_ms()
 
@@ -14,8 +19,26 @@ class SystemClock:
         return time.ticks_diff(a, b)
 
     def sleep_ms(self, ms):
+        if self.idle is None:
+            if ms > 0:
+                time.sleep_ms(ms)
+            return
+        end = time.ticks_add(time.ticks_ms(), ms)
+        while True:
+            left = time.ticks_diff(end, time.ticks_ms())
+            if left <= 0:
+                return
+            self.idle(left)
+
+    def pause_ms(self, ms):
+        """A plain sleep, without the idle work (for the idle work itself)."""
         if ms > 0:
             time.sleep_ms(ms)
+
+    def breathe(self):
+        """A moment for the idle work between steps that do not sleep."""
+        if self.idle is not None:
+            self.idle(0)
 
     def time(self):
         return time.time()

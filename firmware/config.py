@@ -2,7 +2,7 @@
 # one schema each, defaults, and a clear one-line error for every bad key.
 #
 # Schema entry: key -> (kind, default, extra). default REQUIRED means the key must be
-# given. Kinds: str, secret (a str never shown), url, int (extra = (lo, hi)),
+# given. Kinds: str, secret (a str never shown), url (http/https), mqtturl, int (extra = (lo, hi)),
 # choice (extra = options), pin (GPIO number or null), baud, bool.
 
 REQUIRED = "<required>"
@@ -24,7 +24,7 @@ SETTINGS = {
     "http_deadline_s": ("int", 120, (5, 900)),
     "download_deadline_s": ("int", 1800, (10, 86400)),
     "fault_wait_s": ("int", 3600, (10, 604800)),  # how long a job waits for paper, head...
-    "mqtt_url": ("str", "", None),  # "" = no push; mqtt://HOST:PORT or mqtts://HOST:PORT
+    "mqtt_url": ("mqtturl", "", None),  # "" = no push; mqtt://HOST:PORT or mqtts://HOST:PORT
     "mqtt_keepalive_s": ("int", 60, (10, 1200)),
     "safety_poll_s": ("int", 300, (5, 86400)),  # /fetch anyway this often while push is up
     "fast_poll_s": ("int", 30, (1, 3600)),  # and this often while the broker is unreachable
@@ -63,8 +63,8 @@ class ConfigError(Exception):
     pass
 
 
-def _is_url(v):
-    for scheme in ("http://", "https://"):
+def _is_url(v, schemes):
+    for scheme in schemes:
         if v.startswith(scheme):
             host = v[len(scheme):].split("/", 1)[0]
             return len(host) > 0 and " " not in v
@@ -74,13 +74,15 @@ def _is_url(v):
 def check_value(key, spec, value):
     """The value coerced to its kind; ConfigError with a one-line reason otherwise."""
     kind, _default, extra = spec
-    if kind in ("str", "secret", "url"):
+    if kind in ("str", "secret", "url", "mqtturl"):
         if not isinstance(value, str):
             raise ConfigError("%s: expected text" % key)
         if len(value) > MAX_STR:
             raise ConfigError("%s: longer than %d characters" % (key, MAX_STR))
-        if kind == "url" and value and not _is_url(value):
+        if kind == "url" and value and not _is_url(value, ("http://", "https://")):
             raise ConfigError("%s: not an http:// or https:// URL" % key)
+        if kind == "mqtturl" and value and not _is_url(value, ("mqtt://", "mqtts://")):
+            raise ConfigError("%s: not an mqtt:// or mqtts:// URL" % key)
         return value
     if kind == "choice":
         if value not in extra:
@@ -128,9 +130,6 @@ def validate(schema, raw, what):
             errors.append("%s: missing" % key)
         else:
             out[key] = spec[1]
-    url = out.get("mqtt_url")
-    if url and not (url.startswith("mqtt://") or url.startswith("mqtts://")):
-        errors.append("mqtt_url: not an mqtt:// or mqtts:// URL")
     if out.get("flow_control") == "rtscts" and (out.get("uart_rts") is None or out.get("uart_cts") is None):
         errors.append("flow_control: rtscts needs uart_rts and uart_cts")
     if errors:

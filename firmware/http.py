@@ -12,6 +12,7 @@ from firmware.clock import Deadline
 
 LINE_MAX = 1024
 ONE_WRITE_BODY = 2048
+IO_SLICE_MS = 250  # the longest socket wait before the clock's idle work gets a turn
 MAX_HEADERS = 64
 KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after", "content-range",
                 "connection")
@@ -351,13 +352,14 @@ def bounded_io(op, mv, deadline, timeout_ms, clock, what):
         if left <= 0:
             raise HttpError("deadline passed")
         try:
-            n = op(mv, left if left < timeout_ms else timeout_ms)
+            n = op(mv, min(left, timeout_ms, IO_SLICE_MS))
         except OSError as e:
             raise HttpError("%s failed: %s" % (what, e))
         if n is not None:
             return n
         if clock.ticks_diff(clock.ticks_ms(), quiet_since) >= timeout_ms:
             raise HttpError("%s timed out after %d s" % (what, timeout_ms // 1000))
+        clock.breathe()
 
 
 def _write_all(conn, data, deadline, timeout_ms, clock):

@@ -68,8 +68,14 @@ class JobRunner:
         self._deadline_ms = download_deadline_ms
         self._raw_type = driver.content_type
         self._job_id = None
-        self.tick = None  # called about once a second while a job runs (push keepalive)
+        self.tick = None  # called about once a second while a job runs (push, console)
+        self.last_job = None  # "id STATE" of the last job that ended, for the console
         self._ticked = 0
+
+    @property
+    def busy(self):
+        """A job is between accepted and delivered: the printer is not free."""
+        return self._journal.job is not None
 
     def run_pending(self, printer_id):
         """Deliver pending reports, finish the job a restart interrupted, then print every
@@ -175,6 +181,7 @@ class JobRunner:
     def _finish(self, diff):
         """The journal's job ends with diff: kept in the outbox until it is delivered."""
         job_id = self._journal.job["id"]
+        self.last_job = "%s %s" % (job_id, diff["state"]["type"])
         self._journal.finish(diff)
         if self._report(job_id, diff) == FAILED:
             raise ServiceError("job %s: final report not delivered; kept for later" % job_id)

@@ -6,7 +6,7 @@ from firmware.printers.base import HEAD_OPEN, NOT_ANSWERING, PAPER_OUT, PAUSED, 
 
 
 def cds(state, printing):
-    printer = {"state": "STOPPED"}
+    printer = {"state": "STOPPED"}  # type: dict
     tray = "OK"
     cover = "OK"
     if state == READY:
@@ -29,6 +29,7 @@ class Monitor:
         self._api = api
         self._log = log
         self.printer_id = None
+        self.state = "not yet asked"  # the printer's latest status, for the console
         self._sent = None  # (state, printing) last delivered
 
     def forget(self):
@@ -36,6 +37,7 @@ class Monitor:
         self._sent = None
 
     def report(self, state, printing=False):
+        self.state = state + (" (printing)" if printing else "")
         key = (state, printing)
         if key == self._sent or self.printer_id is None:
             return

@@ -6,6 +6,7 @@ from firmware.mqtt import MqttError
 TOPIC = "cloudprint/printers/"
 DRAIN_MS = 10  # quiet time that ends a burst of hints
 DRAIN_MAX = 64
+WAKE_CHECK_MS = 500  # how soon a console request ends a wait
 
 
 def parse_broker(url):
@@ -34,6 +35,7 @@ class Notifier:
         self.hinted = False  # a hint came while a job printed: fetch again at once
         self.deleted = False  # the service deleted this printer
         self.settings_changed = False
+        self.wake = False  # the console asked for something: stop waiting
 
     @property
     def connected(self):
@@ -74,6 +76,9 @@ class Notifier:
             self.hinted = False
             return True
         while True:
+            if self.wake:
+                self.wake = False
+                return False
             now = clock.ticks_ms()
             left = clock.ticks_diff(end, now)
             if not self._mqtt.connected:
@@ -91,11 +96,11 @@ class Notifier:
                         continue
                 if left <= 0:
                     return False
-                clock.sleep_ms(min(left, max(1, clock.ticks_diff(self._next_try, now))))
+                clock.sleep_ms(min(left, WAKE_CHECK_MS, max(1, clock.ticks_diff(self._next_try, now))))
                 continue
             if left <= 0:
                 return False
-            if self._service(left):
+            if self._service(min(left, WAKE_CHECK_MS)):
                 return True
 
     def tick(self):

@@ -87,6 +87,7 @@ class Registration:
         self._token_url = token_url
         self._identity = identity
         self._version = version
+        self.on_ticket = None  # called with (code, url) once the claim ticket is out
 
     def run(self):
         """(credentials, token reply) once claimed; None if the ticket expired
@@ -130,6 +131,8 @@ class Registration:
         say("Visit: " + ticket["invite_url"])
         say("Or:    " + ticket["complete_invite_url"])
         say("Valid for %d s" % ticket["token_duration"])
+        if self.on_ticket is not None:
+            self.on_ticket(ticket["registration_token"], ticket["invite_url"])
         try:
             self._driver.write(self._driver.claim_ticket(
                 ticket["registration_token"], ticket["invite_url"], ticket["complete_invite_url"]))

@@ -45,10 +45,13 @@ class Flash:
         return obj
 
     def write_json(self, name, obj):
+        self.write_bytes(name, json.dumps(obj).encode())
+
+    def write_bytes(self, name, data):
         final = self.path(name)
         tmp = final + ".tmp"
         with open(tmp, "wb") as f:
-            f.write(json.dumps(obj).encode())
+            f.write(data)
         os.rename(tmp, final)
 
     def remove(self, name):

@@ -21,6 +21,12 @@ class FakeClock:
         self.slept.append(ms)
         self.now += max(0, ms)
 
+    def breathe(self):
+        pass
+
+    def pause_ms(self, ms):
+        self.sleep_ms(ms)
+
     def advance(self, ms):
         self.now += ms
 

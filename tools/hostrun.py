@@ -41,16 +41,18 @@ def provision(flash_dir, service, https=True, **overrides):
 class Agent:
     """One `micropython main.py` process; its console output is collected in lines."""
 
-    def __init__(self, flash_dir, printer_address, board="host-zpl", heap=None, tree=ROOT):
+    def __init__(self, flash_dir, printer_address, board="host-zpl", heap=None, tree=ROOT, args=()):
         self.flash_dir = flash_dir
         cmd = [MICROPYTHON]
         if heap:
             cmd += ["-X", "heapsize=" + heap]
-        cmd += [os.path.join(tree, "main.py"), "--flash", flash_dir,
-                "--board", board if board.endswith(".json") else os.path.join(BOARDS, board + ".json"),
-                "--printer", printer_address]
+        cmd += [os.path.join(tree, "main.py"), "--flash", flash_dir, "--printer", printer_address]
+        if board:
+            cmd += ["--board", board if board.endswith(".json") else os.path.join(BOARDS, board + ".json")]
+        cmd += list(args)
+        # stdin is the serial console (firmware/console.py): type() writes a line to it
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=flash_dir)
+                                     stdin=subprocess.PIPE, cwd=flash_dir)
         self.lines = []
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
@@ -76,6 +78,11 @@ class Agent:
                                      % (self.proc.returncode, pattern, self.output))
             return None
         return wait_for(seen, timeout, "agent line %r; output so far:\n%s" % (pattern, self.output))
+
+    def type(self, line):
+        """Type a line on the agent's serial console."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def alive(self):
         return self.proc.poll() is None

@@ -13,11 +13,14 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   fi
 fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-stubs.txt | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
 fi
 echo "setting up .venv (first run) ..."
 "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+rm -rf .venv/typings
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --target .venv/typings \
+  -r requirements-stubs.txt
 echo "$want" > "$stamp"

@@ -10,6 +10,7 @@ import network
 
 from firmware.clock import SystemClock
 from firmware.ports.netsock import Connector
+from firmware.ports.stdin_console import StdinReader
 from firmware.store import Flash
 
 WIFI_JOIN_MS = 20000
@@ -53,6 +54,19 @@ class EspPorts:
         self.rand = random.random
         self._wlan = network.WLAN(network.STA_IF)
         self._clock_set = False
+        self.console_read = StdinReader()
+        # safe mode: the board's button (to ground, pulled up) held at power-on
+        pin = board["button_pin"]
+        self.button_held = pin is not None and machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
+
+    def reboot(self):
+        machine.reset()
+
+    def network_status(self):
+        w = self._wlan
+        if not w.isconnected():
+            return "Wi-Fi not connected (status %d)" % w.status()
+        return "Wi-Fi %s, address %s" % (w.config("essid"), w.ifconfig()[0])
 
     def connector(self, ca_der):
         return Connector(ca_der)

@@ -11,6 +11,7 @@ import time
 
 from firmware.clock import SystemClock
 from firmware.ports.netsock import Connector
+from firmware.ports.stdin_console import StdinReader
 from firmware.store import Flash
 
 SO_SNDBUF = 7  # Linux's values; MicroPython's socket module does not name them
@@ -125,14 +126,26 @@ def open_uart(address, baudrate, pace=False):
     raise ValueError("printer address must be tcp://HOST:PORT or a device path, not %s" % address)
 
 
+REBOOT_EXIT = 3  # "reboot" on a host: exit with this code for the supervisor to restart
+
+
 class HostPorts:
-    def __init__(self, flash_dir, board, printer):
+    def __init__(self, flash_dir, board, printer, safe_mode=False, board_in_flash=True):
         self.flash = Flash(flash_dir)
         self.clock = SystemClock()
         self.board = board
         # XON/XOFF only works at a serial line's pace; port 9100 has none to keep.
         self.uart = open_uart(printer, board["baudrate"], board["flow_control"] == "xonxoff")
         self.rand = random.random
+        self.console_read = StdinReader()
+        self.button_held = safe_mode  # --safe-mode stands in for the board's button
+        self.board_in_flash = board_in_flash  # no --board: DIR/board.json, as on the device
+
+    def reboot(self):
+        raise SystemExit(REBOOT_EXIT)
+
+    def network_status(self):
+        return "the host's network"
 
     def connector(self, ca_der):
         return Connector(ca_der)

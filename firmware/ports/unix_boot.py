@@ -6,7 +6,7 @@ import os
 from firmware.ports.unix import HostPorts
 
 USAGE = ("usage: micropython main.py [--flash DIR] [--board FILE] "
-         "[--printer tcp://HOST:PORT | DEVICE]")
+         "[--printer tcp://HOST:PORT | DEVICE] [--safe-mode]")
 
 
 class UsageError(Exception):
@@ -14,11 +14,14 @@ class UsageError(Exception):
 
 
 def parse_args(argv):
-    opts = {"flash": "flash", "board": None, "printer": None}
+    opts = {"flash": "flash", "board": None, "printer": None, "safe-mode": False}
     i = 0
     while i < len(argv):
         name = argv[i]
-        if name in ("--flash", "--board", "--printer") and i + 1 < len(argv):
+        if name == "--safe-mode":  # as if the board's button were held at power-on
+            opts["safe-mode"] = True
+            i += 1
+        elif name in ("--flash", "--board", "--printer") and i + 1 < len(argv):
             opts[name[2:]] = argv[i + 1]
             i += 2
         else:
@@ -45,8 +48,10 @@ def build(argv, check_board):
         os.stat(opts["flash"])
     except OSError:
         raise UsageError("flash directory %s does not exist" % opts["flash"])
-    board = check_board(read_board(opts["board"] or opts["flash"].rstrip("/") + "/board.json"))
+    in_flash = opts["flash"].rstrip("/") + "/board.json"
+    board = check_board(read_board(opts["board"] or in_flash))
     printer = opts["printer"] or board["host_printer"]
     if not printer:
         raise UsageError("no printer: pass --printer or set host_printer in the board config")
-    return HostPorts(opts["flash"], board, printer)
+    return HostPorts(opts["flash"], board, printer, opts["safe-mode"],
+                     opts["board"] in (None, in_flash))

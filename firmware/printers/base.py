@@ -82,9 +82,9 @@ class MarkCounter:
 
 
 class Driver:
-    language = None
-    content_type = None
-    page_mark = None  # the bytes that mark one printed page (label end, cut)
+    language = None  # type: str
+    content_type = None  # type: str
+    page_mark = None  # type: bytes  # the bytes that mark one printed page (label end, cut)
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
                  flow_window=64, fault_wait_ms=3600000):

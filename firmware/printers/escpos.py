@@ -124,6 +124,10 @@ class EscPosDriver(base.Driver):
         # A GS r reply proves everything sent before it has been processed.
         return state, 0 if self._query(PAPER_SENSOR, _has_marker) is not None else 1
 
+    def test_page(self, version):
+        return (INIT + b"\x1ba\x01Test print\n\ncloudprint-agent " + base.ascii_only(version).encode()
+                + b"\nESC/POS, printer OK\n\n\n\x1dVB\x00")
+
     def claim_ticket(self, token, invite_url, complete_url):
         return (INIT + b"\x1ba\x01"
                 + b"Claim this printer\n\nCode: " + base.ascii_only(token).encode() + b"\n\n"

@@ -12,7 +12,7 @@ def _three_lines(reply):
 def parse_host_status(reply):
     """(state, formats still to print) from a ~HS reply (three STX..ETX lines);
     (NOT_ANSWERING, None) if it is malformed."""
-    lines = []
+    lines = []  # type: list
     start = 0
     while len(lines) < 3:
         s = reply.find(b"\x02", start)
@@ -54,6 +54,11 @@ class ZplDriver(base.Driver):
 
     def status(self):
         return self.progress()[0]
+
+    def test_page(self, version):
+        return ("^XA^CI28^FO40,40^A0N,48,48^FDTest print^FS"
+                "^FO40,110^A0N,30,30^FDcloudprint-agent " + _field(version) + "^FS"
+                "^FO40,160^A0N,30,30^FDZPL, printer OK^FS^XZ").encode()
 
     def claim_ticket(self, token, invite_url, complete_url):
         return ("^XA^CI28^FH_"

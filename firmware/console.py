@@ -1,0 +1,70 @@
+# The serial console: line commands to provision and diagnose the agent over USB serial.
+# Console.poll runs whenever the agent waits (the clock's idle hook, and once a second
+# during a job), so it answers while a job prints or the network is down; in safe mode it
+# is all that runs. Only line assembly stays resident: the commands (console_commands.py)
+# are loaded for a line and unloaded after it.
+from firmware.modules import unload
+
+LINE_MAX = 4096  # a CA certificate arrives as one base64 line
+
+
+class Console:
+    """read(wait_ms) -> bytes or None: the serial port; write(text) prints a line;
+    flash: the Flash store; agent: what commands act on (see console_commands.py)."""
+
+    def __init__(self, read, write, flash, agent, sleep_ms):
+        self._read = read
+        self.write = write
+        self.flash = flash
+        self.agent = agent
+        self._sleep_ms = sleep_ms
+        self._buf = bytearray(LINE_MAX)
+        self._n = 0
+        self._overflow = False
+        self._running = False
+
+    def poll(self, wait_ms=0):
+        """Take what the serial port has, waiting up to wait_ms, and run complete lines."""
+        if self._running:  # a command is waiting on the agent's clock: no nesting
+            if wait_ms > 0:
+                self._sleep_ms(wait_ms)
+            return
+        data = self._read(wait_ms)
+        if data:
+            self.feed(data)
+
+    def feed(self, data):
+        for b in data:
+            if b == 10 or b == 13:  # \n or \r ends a line; an empty line does nothing
+                if self._overflow:
+                    self.write("error: line longer than %d characters; ignored" % LINE_MAX)
+                elif self._n:
+                    self._line(bytes(self._buf[:self._n]))
+                self._n = 0
+                self._overflow = False
+            elif self._n < LINE_MAX:
+                self._buf[self._n] = b
+                self._n += 1
+            else:
+                self._overflow = True
+
+    def _line(self, raw):
+        try:
+            text = raw.decode()
+        except UnicodeError:
+            self.write("error: unreadable characters in the line; ignored")
+            return
+        for c in text:
+            if ord(c) < 32 and c != "\t":  # line noise, an escape sequence: not a command
+                self.write("error: control characters in the line; ignored")
+                return
+        self._running = True
+        try:
+            from firmware import console_commands
+            console_commands.run(self, text)
+        except MemoryError:
+            self.write("error: out of memory; try again")
+        finally:
+            self._running = False
+            unload("firmware.console_commands")
+            unload("firmware.config")

@@ -1,0 +1,82 @@
+"""The host tools against the simulated device (tools/serialsim.py: micropython on a pty,
+bridged to a second pty that the tools open as a serial port): deploy with mpremote to the
+bare REPL, then provision over the agent's console, from an empty flash to a claimed
+printer that prints; and the clear failures."""
+import os
+import re
+
+import pytest
+
+from tools import deploy, provision
+from tools.hostrun import wait_for, wait_job
+from tools.serialsim import SerialDevice
+
+LABEL = b"^XA^FO20,20^A0N,30,30^FDprovisioned^FS^XZ"
+
+
+def test_deploy_then_provision_from_zero_to_a_printed_job(tmp_path, service, owner, zpl_printer):
+    flash = str(tmp_path / "flash")
+    os.makedirs(flash)
+    out = []
+    assert deploy.main(["--port", "/dev/null", "--board", "board_configs/host-zpl.json", "--dry-run"],
+                       say=out.append) == 0
+    assert "dry run: nothing copied" in out and os.listdir(flash) == []
+    with SerialDevice(flash, repl=True) as repl:
+        assert deploy.main(["--port", repl.port, "--board", "board_configs/host-zpl.json",
+                            "--resume", "--no-reset"], say=out.append) == 0
+    assert sorted(os.listdir(flash)) == ["board.json", "boot.py", "firmware", "main.py"]
+    assert os.path.exists(os.path.join(flash, "firmware", "app.mpy"))
+    # the deployed tree runs, with the deployed board.json: nothing else on the command line
+    with SerialDevice(flash, printer=zpl_printer.address, tree=flash) as dev:
+        said = []
+        secret = service.client["client_secret"]
+        assert provision.main([
+            "--port", dev.port, "--ca", service.certs["ca_pem"], "--reboot",
+            "--set", "service_url=%s/cloudprint" % service.https_url,
+            "--set", "oauth_client_id=" + service.client["client_id"],
+            "--set", "oauth_client_secret=" + secret,
+            "--set", "claim_poll_s=5", "--set", "poll_interval_s=1"], say=said.append) == 0
+        text = "\n".join(said)
+        assert "[3/6] oauth_client_secret = ******** ... ok" in text and "[6/6] ca_cert" in text
+        assert secret not in text and secret not in dev.text
+        assert dev.starts == 2  # the reboot started the agent again
+        assert re.search(r"state: +(registering|waiting to be claimed)", text), text
+        code = wait_for(lambda: re.search(r"Code:  (\w+)", dev.text), 30, "the claim code").group(1)
+        owner.claim(code)
+        wait_for(lambda: os.path.exists(os.path.join(flash, "credentials.json")), 30, "the claim")
+        pid = owner.printers()[0]["id"]
+        job = owner.submit(pid, LABEL, "application/x-zpl", "provisioned")
+        assert wait_job(owner, job["id"], 30)["semanticState"]["state"]["type"] == "DONE"
+        assert LABEL in zpl_printer.printer.data()
+
+
+def test_provisioning_fails_clearly(tmp_path, service, zpl_printer, capsys):
+    assert provision.main(["--port", str(tmp_path / "no-such-port"), "--set", "log_level=debug"]) == 1
+    assert "cannot open" in capsys.readouterr().err
+    with SerialDevice(str(tmp_path), repl=True) as repl:  # a board at the REPL prompt
+        assert provision.main(["--port", repl.port, "--timeout", "2", "--set", "log_level=debug"]) == 1
+        assert "at the MicroPython prompt" in capsys.readouterr().err
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    with SerialDevice(str(flash), printer=zpl_printer.address,
+                      board=os.path.abspath("board_configs/host-zpl.json")) as dev:
+        assert provision.main(["--port", dev.port, "--set", "log_level=debug",
+                               "--set", "poll_interval_s=never"]) == 1
+        err = capsys.readouterr()
+        assert "the device refused poll_interval_s: poll_interval_s: expected a whole number" in err.err
+        assert "[1/2] log_level = debug ... ok" in err.out
+
+
+def test_deploy_refuses_a_bad_board_config(tmp_path, capsys):
+    bad = tmp_path / "board.json"
+    bad.write_text('{"board": "x", "printer_language": "pcl"}')
+    assert deploy.main(["--port", "/dev/null", "--board", str(bad), "--dry-run"]) == 1
+    assert "printer_language: must be one of zpl, escpos" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("board", sorted(os.listdir("board_configs")))
+def test_every_board_config_deploys_in_a_dry_run(board):
+    out = []
+    assert deploy.main(["--port", "/dev/null", "--board", "board_configs/" + board, "--dry-run"],
+                       say=out.append) == 0
+    assert out[-1] == "dry run: nothing copied" and any("board.json" in line for line in out)

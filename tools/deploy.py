@@ -1,0 +1,117 @@
+"""Deploy the agent to a board with mpremote: the firmware compiled to .mpy by mpy-cross
+(tools/build.py), boot.py, main.py, and the chosen board config as board.json. The board
+config is checked against its schema first; --dry-run lists what would be copied.
+
+  python -m tools.deploy --port /dev/ttyUSB0 --board board_configs/esp32-devkitc-rs232.json
+  python -m tools.deploy --port /dev/pts/7 --board ... --resume --no-reset   (the simulated device)
+
+lib/ packages: the agent needs none today (its HTTP and MQTT clients are its own); a
+package it needs later is installed here with `mpremote mip install`, from its registry."""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from tools import build
+
+LIB_PACKAGES = ()  # mip package names, pinned as NAME@VERSION
+
+
+class DeployError(Exception):
+    pass
+
+
+def mpremote():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    return exe if os.path.exists(exe) else shutil.which("mpremote") or "mpremote"
+
+
+def check_board(path):
+    from firmware import config
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DeployError("cannot read board config %s: %s" % (path, e))
+    try:
+        config.validate(config.BOARD, raw, os.path.basename(path))
+    except config.ConfigError as e:
+        raise DeployError(str(e))
+    return raw
+
+
+def stage(board_path, out_dir):
+    """The device tree in out_dir; the files, relative to it, in copy order."""
+    raw = check_board(board_path)
+    files = build.build(out_dir)
+    with open(os.path.join(out_dir, "board.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+    # main.py last: a board reset mid-copy must not start a half-copied agent
+    return sorted(f for f in files if f != "main.py") + ["board.json", "main.py"]
+
+
+def commands(port, tree, files, resume, reset):
+    """One mpremote invocation: make the folders, copy every file, then reset."""
+    cmd = [mpremote(), "connect", port]
+    if resume:
+        cmd.append("resume")
+    folders = sorted({os.path.dirname(f) for f in files if os.path.dirname(f)})
+    for folder in folders:
+        # mkdir fails on a folder that exists: check first (on the device)
+        cmd += ["exec", "import os\ntry:\n os.mkdir(%r)\nexcept OSError:\n pass" % folder, "+"]
+    for rel in files:
+        cmd += ["fs", "cp", os.path.join(tree, rel), ":" + rel, "+"]
+    for pkg in LIB_PACKAGES:
+        cmd += ["mip", "install", pkg, "+"]
+    if reset:
+        cmd += ["reset"]
+    elif cmd[-1] == "+":
+        cmd.pop()
+    return cmd
+
+
+def main(argv=None, say=print):
+    ap = argparse.ArgumentParser(prog="python -m tools.deploy", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", required=True, help="the board's serial port")
+    ap.add_argument("--board", required=True, help="board config (board_configs/*.json)")
+    ap.add_argument("--dry-run", action="store_true", help="list what would be copied, copy nothing")
+    ap.add_argument("--resume", action="store_true", help="no soft reset when connecting (the "
+                    "simulated device on a pty needs it)")
+    ap.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
+    args = ap.parse_args(argv)
+    tree = tempfile.mkdtemp(prefix="deploy-")
+    try:
+        try:
+            files = stage(args.board, tree)
+        except build.BuildError as e:
+            raise DeployError("mpy-cross: %s" % e)
+        total = sum(os.path.getsize(os.path.join(tree, f)) for f in files)
+        say("%d files, %d bytes, for %s:" % (len(files), total, os.path.basename(args.board)))
+        for rel in files:
+            say("  %-40s %6d" % (rel, os.path.getsize(os.path.join(tree, rel))))
+        if args.dry_run:
+            say("dry run: nothing copied")
+            return 0
+        cmd = commands(args.port, tree, files, args.resume, not args.no_reset)
+        say("copying over %s with mpremote ..." % args.port)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=600)
+        for line in proc.stdout.splitlines():
+            say("  " + line)
+        if proc.returncode != 0:
+            raise DeployError("mpremote failed (exit %d); see its output above" % proc.returncode)
+        say("deployed %d files%s" % (len(files), "" if args.no_reset else "; the board is resetting"))
+        return 0
+    except (DeployError, subprocess.TimeoutExpired) as e:
+        print("deploy: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
