@@ -23,8 +23,7 @@ VERSION = "0.1.0"
 SETTINGS = "settings.json"
 CREDENTIALS = "credentials.json"
 IDENTITY = "identity.json"
-BOOT = "boot.json"  # starts that did not last STABLE_MS: CRASH_LIMIT of them mean safe mode
-CRASH_LIMIT = 3
+BOOT = "boot.json"  # starts that did not last STABLE_MS (safe_mode.py)
 STABLE_MS = 60000
 UNCONFIGURED_RECHECK_MS = 5000
 NAP_SLICE_MS = 500
@@ -78,7 +77,7 @@ class Agent:
         self.backoff = Backoff(ports.rand)
         self._started = self.clock.ticks_ms()
         self._stable = False
-        # what the console reports and acts on
+        # what the console reports and acts on (console_commands.py)
         self.state = "starting"
         self.creds = None
         self.driver = None
@@ -104,74 +103,11 @@ class Agent:
             self.clock.sleep_ms(UNCONFIGURED_RECHECK_MS)
             self.mark_stable()
 
-    # ---- safe mode: a bad setting must never lock the owner out of the console
-    def safe_mode_reason(self):
-        if getattr(self.ports, "button_held", False):
-            return "the button was held at power-on"
-        try:
-            boot = self.flash.read_json(BOOT) or {}
-        except CorruptFile:
-            boot = {}
-        n = boot.get("unstable")
-        n = n + 1 if isinstance(n, int) and n >= 0 else 1
-        self.flash.write_json(BOOT, {"unstable": n})
-        if n > CRASH_LIMIT:
-            return "the agent stopped %d times in a row within a minute of starting" % (n - 1)
-        return None
-
     def mark_stable(self):
+        """This start lasted: it does not count towards safe mode (safe_mode.py)."""
         if not self._stable and self.clock.ticks_diff(self.clock.ticks_ms(), self._started) >= STABLE_MS:
             self.flash.write_json(BOOT, {"unstable": 0})
             self._stable = True
-
-    def safe_mode(self, reason):
-        self.state = "safe mode: " + reason
-        self.log.error("safe mode (%s): only the console runs; fix the settings, then type reboot",
-                       reason)
-        while True:
-            self.clock.sleep_ms(60000)
-
-    # ---- what the console asks of the agent (console_commands.py)
-    def status(self):
-        creds = self.creds
-        push = "off (polling)"
-        if self.notifier is not None:
-            push = "connected" if self.notifier.connected else "broker unreachable (polling)"
-        mem_free = getattr(gc, "mem_free", None)
-        return [("state", self.state),
-                ("printer id", creds["printer_id"] if creds else "none (not registered)"),
-                ("network", self.ports.network_status()),
-                ("push", push),
-                ("last job", (self.runner and self.runner.last_job) or "none since start"),
-                ("printer", self.monitor.state if self.monitor else "not yet asked"),
-                ("free memory", "%d bytes" % mem_free() if mem_free else "unknown"),
-                ("firmware", VERSION)]
-
-    def busy(self):
-        return self.runner is not None and self.runner.busy
-
-    def test_print(self):
-        if self.driver is None:
-            return "error: not configured yet: no printer to print on"
-        page = self.driver.test_page(VERSION)
-        self.driver.write(page)
-        return "ok: test page sent (%d bytes); printer: %s" % (len(page), self.driver.status())
-
-    def request(self, what):
-        if what == "register":
-            if self.creds is None:
-                return "registration is under way: the claim code is on the console and the printer"
-            return "already registered as %s; type unregister yes first" % self.creds["printer_id"]
-        if self.creds is None:
-            return "not registered: nothing to forget"
-        self.wanted = what
-        if self.notifier is not None:
-            self.notifier.wake = True
-        return "ok: unregistering once the current step is done"
-
-    def reboot(self):
-        self.flash.write_json(BOOT, {"unstable": 0})  # asked for: not a crash
-        self.ports.reboot()
 
     def waiting_for_claim(self, code, url):
         self.state = "waiting to be claimed: code %s at %s" % (code, url)
@@ -272,9 +208,15 @@ class Agent:
 
     def run(self):
         log = self.log
-        reason = self.safe_mode_reason()
+        from firmware import safe_mode
+        reason = safe_mode.reason(self.ports, self.flash, BOOT)
+        unload("firmware.safe_mode")
         if reason:
-            self.safe_mode(reason)
+            self.state = "safe mode: " + reason
+            log.error("safe mode (%s): only the console runs; fix the settings, then type reboot", reason)
+            while True:
+                self.clock.sleep_ms(STABLE_MS)
+                self.mark_stable()  # the next power-on starts the agent again
         settings = self.wait_for_settings()
         log.set_level(settings["log_level"])
         log.add_secret(settings["oauth_client_secret"])
@@ -330,7 +272,8 @@ class Agent:
                         seed = None
                 if not synced:
                     self.sync_printer(api, self.creds, driver, settings)
-                    self.apply_local_settings(api, self.creds, settings, notifier)
+                    if notifier is not None:  # the one local setting we have is push's keepalive
+                        self.apply_local_settings(api, self.creds, settings, notifier)
                     synced = True
                 if notifier is not None:
                     notifier.printer_id = self.creds["printer_id"]

@@ -6,6 +6,7 @@
 import json
 
 from firmware import http as H
+from firmware import jsonpick
 
 PROXY_HEADER = "X-CloudPrint-Proxy"
 MAX_REPLY = 16384
@@ -50,8 +51,25 @@ def _retry_after(resp):
     return as_int(resp.headers.get("retry-after", "0"))
 
 
-def parse_reply(interface, resp):
-    """The JSON object of an API reply, with HTTP status and envelope checked."""
+ENVELOPE = (b"success", b"errorCode", b"message")
+
+
+def envelope_only(body):
+    return jsonpick.pick(body, ENVELOPE)
+
+
+def envelope_and_local_settings(body):
+    obj = jsonpick.pick(body, ENVELOPE)
+    found = jsonpick.spans(body, (b"printers",)).get(b"printers")
+    first = jsonpick.first_item(body, found[0]) if found else None
+    if first is not None:
+        obj["printers"] = [jsonpick.pick(body, (b"id", b"local_settings"), first)]
+    return obj
+
+
+def parse_reply(interface, resp, parse=None):
+    """The JSON object of an API reply, with HTTP status checked. parse(body) may take
+    only the members the caller needs (see jsonpick.py)."""
     if resp.status == 403:
         raise AuthRejected("%s: access token refused (HTTP 403)" % interface)
     if resp.status == 429 or resp.status >= 500:
@@ -60,7 +78,7 @@ def parse_reply(interface, resp):
         raise ServiceError("%s: unexpected HTTP %d" % (interface, resp.status))
     body = resp.read_all(MAX_REPLY)
     try:
-        obj = json.loads(body)
+        obj = json.loads(body) if parse is None else parse(body)
     except ValueError:
         raise ServiceError("%s: reply is not JSON" % interface)
     if not isinstance(obj, dict):
@@ -92,7 +110,7 @@ class CloudPrint:
             hdrs.append(("Content-Type", content_type))
         return hdrs
 
-    def _post(self, interface, url, fields, auth, multipart):
+    def _post(self, interface, url, fields, auth, multipart, parse=None):
         if multipart:
             body = H.multipart(fields, self._boundary)
             ctype = "multipart/form-data; boundary=" + self._boundary
@@ -101,20 +119,20 @@ class CloudPrint:
             ctype = FORM
         resp = self._http.request("POST", url, self._headers(auth, ctype), body)
         try:
-            return parse_reply(interface, resp)
+            return parse_reply(interface, resp, parse)
         finally:
             resp.close()
 
-    def call(self, interface, fields, auth=True, multipart=False, url=None):
+    def call(self, interface, fields, auth=True, multipart=False, url=None, parse=None):
         """POST /interface (or url); on a 403 refresh the access token once, try again."""
         url = url or self._base + "/" + interface
         try:
-            obj = self._post(interface, url, fields, auth, multipart)
+            obj = self._post(interface, url, fields, auth, multipart, parse)
         except AuthRejected:
             if not auth:
                 raise
             self.tokens.invalidate()
-            obj = self._post(interface, url, fields, auth, multipart)
+            obj = self._post(interface, url, fields, auth, multipart, parse)
         return check_success(interface, obj)
 
     # Printer and jobs (§4, §5)
@@ -149,10 +167,19 @@ class CloudPrint:
                                      ("semantic_state_diff", json.dumps(diff), None)])
 
     def update(self, printer_id, fields):
-        return self.call("update", [("printerid", printer_id, None)] + fields, multipart=True)
+        # the reply repeats the whole printer: only the envelope is read
+        self.call("update", [("printerid", printer_id, None)] + fields, multipart=True,
+                  parse=envelope_only)
 
-    def printer(self, printer_id):
-        return self.call("printer", [("printerid", printer_id, None), ("use_cdd", "true", None)])
+    def local_settings(self, printer_id):
+        """The printer's local_settings object from /printer ({} when it has none)."""
+        obj = self.call("printer", [("printerid", printer_id, None), ("use_cdd", "true", None)],
+                        parse=envelope_and_local_settings)
+        printers = obj.get("printers")
+        if not isinstance(printers, list) or not printers or not isinstance(printers[0], dict):
+            raise ServiceError("printer: reply has no printers[0]")
+        found = printers[0].get("local_settings")
+        return found if isinstance(found, dict) else {}
 
     def download(self, url, accept, deadline_ms, offset=0):
         """The open response for a job's fileUrl, from byte offset on when the server

@@ -18,7 +18,7 @@ class Console:
         self.flash = flash
         self.agent = agent
         self._sleep_ms = sleep_ms
-        self._buf = bytearray(LINE_MAX)
+        self._buf = None  # taken when a line starts, given back when it ends: heap is scarce
         self._n = 0
         self._overflow = False
         self._running = False
@@ -36,13 +36,18 @@ class Console:
     def feed(self, data):
         for b in data:
             if b == 10 or b == 13:  # \n or \r ends a line; an empty line does nothing
-                if self._overflow:
-                    self.write("error: line longer than %d characters; ignored" % LINE_MAX)
-                elif self._n:
-                    self._line(bytes(self._buf[:self._n]))
+                line = bytes(self._buf[:self._n]) if self._n and not self._overflow else None
+                overflow = self._overflow
+                self._buf = None
                 self._n = 0
                 self._overflow = False
+                if overflow:
+                    self.write("error: line longer than %d characters; ignored" % LINE_MAX)
+                elif line:
+                    self._line(line)
             elif self._n < LINE_MAX:
+                if self._buf is None:
+                    self._buf = bytearray(LINE_MAX)
                 self._buf[self._n] = b
                 self._n += 1
             else:

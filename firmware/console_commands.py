@@ -2,9 +2,10 @@
 #
 # Settings are checked against the schemas in config.py before anything is written, and
 # every write replaces the whole file atomically. Secrets are never printed, not by get.
-# The agent object answers status() -> [(name, text)], busy(), test_print() -> text,
-# request("register" | "unregister") -> text, reboot(), and has board_in_flash.
+# console.agent is the running app.Agent: its state, creds, ports, driver, runner,
+# monitor and notifier are read here, and `wanted` asks its main loop to act.
 import binascii
+import gc
 import hashlib
 
 from firmware import config
@@ -146,32 +147,67 @@ def do_help(console, args):
 
 
 def do_status(console, args):
-    for name, value in console.agent.status():
+    from firmware.app import VERSION
+    a = console.agent
+    push = "off (polling)"
+    if a.notifier is not None:
+        push = "connected" if a.notifier.connected else "broker unreachable (polling)"
+    mem_free = getattr(gc, "mem_free", None)
+    for name, value in (
+            ("state", a.state),
+            ("printer id", a.creds["printer_id"] if a.creds else "none (not registered)"),
+            ("network", a.ports.network_status()),
+            ("push", push),
+            ("last job", (a.runner and a.runner.last_job) or "none since start"),
+            ("printer", a.monitor.state if a.monitor else "not yet asked"),
+            ("free memory", "%d bytes" % mem_free() if mem_free else "unknown"),
+            ("firmware", VERSION)):
         console.write("%-13s %s" % (name + ":", value))
 
 
 def do_test_print(console, args):
-    if console.agent.busy():
+    from firmware.app import VERSION
+    a = console.agent
+    if a.runner is not None and a.runner.busy:
         console.write("error: a job is printing; try again when it is done")
-        return
-    console.write(console.agent.test_print())
+    elif a.driver is None:
+        console.write("error: not configured yet: no printer to print on")
+    else:
+        page = a.driver.test_page(VERSION)
+        a.driver.write(page)
+        console.write("ok: test page sent (%d bytes); printer: %s" % (len(page), a.driver.status()))
 
 
 def do_register(console, args):
-    console.write(console.agent.request("register"))
+    creds = console.agent.creds
+    if creds is None:
+        console.write("registration is under way: the claim code is on the console and the printer")
+    else:
+        console.write("already registered as %s; type unregister yes first" % creds["printer_id"])
 
 
 def do_unregister(console, args):
+    a = console.agent
     if args != ["yes"]:
         console.write("this wipes the credentials: the printer must be claimed again. "
                       "Type: unregister yes")
-        return
-    console.write(console.agent.request("unregister"))
+    elif a.creds is None:
+        console.write("not registered: nothing to forget")
+    else:
+        a.wanted = "unregister"  # the main loop does it between steps, never mid-job
+        if a.notifier is not None:
+            a.notifier.wake = True
+        console.write("ok: unregistering once the current step is done")
+
+
+def reboot(console):
+    console.flash.write_json("boot.json", {"unstable": 0})  # asked for: not a crash
+    console.agent.ports.reboot()
 
 
 def do_reboot(console, args):
     console.write("rebooting")
-    console.agent.reboot()
+    reboot(console)
 
 
 def do_factory_reset(console, args):
@@ -181,7 +217,7 @@ def do_factory_reset(console, args):
     for name in FACTORY_FILES:
         console.flash.remove(name)
     console.write("factory reset done; rebooting")
-    console.agent.reboot()
+    reboot(console)
 
 
 COMMANDS = {

@@ -212,7 +212,8 @@ class Response:
         return n
 
     def read_all(self, limit):
-        """The whole body as bytes; HttpError when it is larger than limit."""
+        """The whole body (a bytearray: no copy of it is made); HttpError when it is
+        larger than limit."""
         if self._left is not None and not self._chunked:
             if self._left > limit:
                 raise HttpError("reply of %d bytes is over the %d-byte limit" % (self._left, limit))
@@ -221,13 +222,13 @@ class Response:
             got = 0
             while got < len(out):
                 got += self.readinto(mv[got:])
-            return bytes(out)
+            return out
         out = bytearray()
         chunk = bytearray(256)
         while True:
             n = self.readinto(chunk)
             if n == 0:
-                return bytes(out)
+                return out
             if len(out) + n > limit:
                 raise HttpError("reply is over the %d-byte limit" % limit)
             out.extend(memoryview(chunk)[:n])
@@ -276,8 +277,7 @@ class Http:
                 keep = None
                 if hdrs.get("connection", "").lower() != "close" and (
                         "content-length" in hdrs or "transfer-encoding" in hdrs):
-                    def keep(c, key=(use_tls, host, port)):
-                        self._idle = key + (c,)
+                    keep = self._keeper(use_tls, host, port)
                 self._last = Response(conn, reader, status, hdrs, keep)
                 return self._last
             except ValueError as e:  # a TLS verification failure surfaces on first I/O
@@ -291,6 +291,12 @@ class Http:
             except Exception:
                 conn.close()
                 raise
+
+    def _keeper(self, use_tls, host, port):
+        """What takes a connection back, for the next request to this server."""
+        def keep(conn):
+            self._idle = (use_tls, host, port, conn)
+        return keep
 
     def _open(self, use_tls, host, port):
         """(connection, reused): the kept one when it leads to the same server."""

@@ -30,11 +30,7 @@ def apply_pending(api, creds, settings, log):
     """Read /printer, take what is pending, confirm by /update. (keepalive now in force,
     True when creds changed and must be saved)."""
     keepalive = keepalive_s(creds, settings)
-    reply = api.printer(creds["printer_id"])
-    printers = reply.get("printers")
-    printer = printers[0] if isinstance(printers, list) and printers and isinstance(printers[0], dict) else {}
-    stored = printer.get("local_settings")
-    stored = stored if isinstance(stored, dict) else {}
+    stored = api.local_settings(creds["printer_id"])
     pending = stored.get("pending")
     changed = False
     if isinstance(pending, dict) and "xmpp_timeout_value" in pending:

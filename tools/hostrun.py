@@ -14,6 +14,27 @@ MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 BOARDS = os.path.join(ROOT, "board_configs")
 
 
+def stop_process(proc):
+    """Terminate, then kill if it will not go within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def serve_until_signalled(stop):
+    """For the simulators' command lines: run until SIGTERM or Ctrl-C, then stop()."""
+    import signal
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
+    signal.signal(signal.SIGINT, lambda *a: done.set())
+    done.wait()
+    stop()
+
+
 def wait_for(predicate, timeout, what, interval=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -94,13 +115,7 @@ class Agent:
             self.proc.wait()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._reader.join(2)
 
 

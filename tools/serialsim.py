@@ -8,12 +8,11 @@ import argparse
 import errno
 import os
 import select
-import signal
 import subprocess
 import threading
 import tty
 
-from tools.hostrun import MICROPYTHON, ROOT
+from tools.hostrun import MICROPYTHON, ROOT, serve_until_signalled, stop_process
 
 REBOOT_EXIT = 3
 
@@ -95,13 +94,8 @@ class SerialDevice:
 
     def stop(self):
         self._stop.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         for fd in (self._dev_master, self._dev_slave, self._tool_master, self._tool_slave):
             try:
                 os.close(fd)
@@ -126,11 +120,7 @@ def main(argv=None):
     os.makedirs(args.flash, exist_ok=True)
     dev = SerialDevice(os.path.abspath(args.flash), args.printer, args.board, args.repl).start()
     print("serial port: %s" % dev.port, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGINT, lambda *a: done.set())
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    done.wait()
-    dev.stop()
+    serve_until_signalled(dev.stop)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,9 @@ class World:
             return json.load(f)["printer_id"]
 
     def job(self, flash, heap, payload):
+        # every try is a short start on the same flash: not the boot loop safe mode is for
+        if os.path.exists(os.path.join(flash, "boot.json")):
+            os.remove(os.path.join(flash, "boot.json"))
         agent = Agent(flash, self.printer.address, heap=str(heap), tree=self.tree)
         try:
             return self.print_job(agent, payload, self._printer_id(flash), 60)

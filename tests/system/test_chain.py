@@ -32,7 +32,8 @@ def test_zpl_chain_over_verified_https_from_source(tmp_path, service, owner, zpl
 
     agent.wait_line(r"claimed by")
     wait_for(lambda: os.path.exists(os.path.join(flash, "credentials.json")), 10, "credentials")
-    assert sorted(os.listdir(flash)) == ["ca.der", "credentials.json", "identity.json", "settings.json"]
+    assert sorted(os.listdir(flash)) == ["boot.json", "ca.der", "credentials.json", "identity.json",
+                                        "settings.json"]
     with open(os.path.join(flash, "credentials.json")) as f:
         creds = json.load(f)
     assert set(creds) == {"printer_id", "refresh_token", "xmpp_jid", "user_email", "caps_hash", "firmware"}

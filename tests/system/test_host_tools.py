@@ -53,6 +53,11 @@ def test_deploy_then_provision_from_zero_to_a_printed_job(tmp_path, service, own
 def test_provisioning_fails_clearly(tmp_path, service, zpl_printer, capsys):
     assert provision.main(["--port", str(tmp_path / "no-such-port"), "--set", "log_level=debug"]) == 1
     assert "cannot open" in capsys.readouterr().err
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # a port with nothing answering
+        url = "socket://127.0.0.1:%d" % silent.getsockname()[1]
+        assert provision.main(["--port", url, "--timeout", "1", "--set", "log_level=debug"]) == 1
+        assert "no answer from the agent's console on %s within 1 s" % url in capsys.readouterr().err
     with SerialDevice(str(tmp_path), repl=True) as repl:  # a board at the REPL prompt
         assert provision.main(["--port", repl.port, "--timeout", "2", "--set", "log_level=debug"]) == 1
         assert "at the MicroPython prompt" in capsys.readouterr().err

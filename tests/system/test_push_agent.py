@@ -43,13 +43,20 @@ def push_flash(tmp_path, svc, port, owner, printer, agents, tree):
     return flash, pid
 
 
+def subscribed_agent(tmp_path, pushed, printer, agents, tree):
+    """(service, owner, printer id, agent, flash) once the claimed agent has subscribed."""
+    svc, port, _ = pushed
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    flash, pid = push_flash(tmp_path, svc, port, owner, printer, agents, tree)
+    agent = agents(flash, printer.address, tree=tree)
+    agent.wait_line(r"push: subscribed to cloudprint/printers/" + pid)
+    return svc, owner, pid, agent, flash
+
+
 def test_a_hint_prints_the_job_at_once_and_polling_covers_a_broker_outage(
         tmp_path, pushed, zpl_printer, agents, device_tree):
-    svc, port, restart_broker = pushed
-    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
-    flash, pid = push_flash(tmp_path, svc, port, owner, zpl_printer, agents, device_tree)
-    agent = agents(flash, zpl_printer.address, tree=device_tree)
-    agent.wait_line(r"push: subscribed to cloudprint/printers/" + pid)
+    svc, owner, pid, agent, _ = subscribed_agent(tmp_path, pushed, zpl_printer, agents, device_tree)
+    restart_broker = pushed[2]
     time.sleep(1)  # past the fetch that follows subscribing: only a hint can start the next
     t0 = time.monotonic()
     job = owner.submit(pid, LABEL, "application/x-zpl", "pushed")
@@ -66,11 +73,7 @@ def test_a_hint_prints_the_job_at_once_and_polling_covers_a_broker_outage(
 
 def test_a_deletion_hint_returns_the_printer_to_unregistered(tmp_path, pushed, zpl_printer, agents,
                                                              device_tree):
-    svc, port, _ = pushed
-    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
-    flash, pid = push_flash(tmp_path, svc, port, owner, zpl_printer, agents, device_tree)
-    agent = agents(flash, zpl_printer.address, tree=device_tree)
-    agent.wait_line(r"push: subscribed")
+    svc, owner, pid, agent, flash = subscribed_agent(tmp_path, pushed, zpl_printer, agents, device_tree)
     time.sleep(2)  # past the fetch that follows subscribing: the agent waits for hints now
     owner.call("delete", [("printerid", pid)])
     agent.wait_line(r"no longer registered .*the service deleted this printer", timeout=15)
@@ -84,11 +87,7 @@ def fetches(svc):
 
 def test_duplicate_hints_print_the_job_once_and_a_burst_is_one_fetch(
         tmp_path, pushed, zpl_printer, agents, device_tree):
-    svc, port, _ = pushed
-    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
-    flash, pid = push_flash(tmp_path, svc, port, owner, zpl_printer, agents, device_tree)
-    agent = agents(flash, zpl_printer.address, tree=device_tree)
-    agent.wait_line(r"push: subscribed")
+    svc, owner, pid, agent, _ = subscribed_agent(tmp_path, pushed, zpl_printer, agents, device_tree)
     time.sleep(1)
     job = owner.submit(pid, LABEL, "application/x-zpl", "once")
     for _ in range(5):  # the service (or a flaky broker) says it again and again
@@ -128,11 +127,7 @@ def test_hints_lost_while_disconnected_are_covered_by_the_fetch_after_reconnect(
 
 def test_a_settings_hint_applies_and_confirms_the_owners_keepalive(
         tmp_path, pushed, zpl_printer, agents, device_tree):
-    svc, port, _ = pushed
-    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
-    flash, pid = push_flash(tmp_path, svc, port, owner, zpl_printer, agents, device_tree)
-    agent = agents(flash, zpl_printer.address, tree=device_tree)
-    agent.wait_line(r"push: subscribed")
+    svc, owner, pid, agent, flash = subscribed_agent(tmp_path, pushed, zpl_printer, agents, device_tree)
     owner.call("update", [("printerid", pid), ("local_settings", '{"pending": {"xmpp_timeout_value": 25}}')])
     agent.wait_line(r"local settings confirmed: push keepalive 25 s", timeout=15)
     agent.wait_line(r"push: keepalive now 25 s; reconnecting")

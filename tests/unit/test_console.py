@@ -11,29 +11,49 @@ from firmware.store import Flash
 from tests.fakes import FakeClock
 
 
-class StubAgent:
-    board_in_flash = True
-
+class StubPorts:
     def __init__(self):
-        self.asked = []
         self.rebooted = 0
-        self.printing = False
 
-    def status(self):
-        return [("state", "registered"), ("printer id", "p-1")]
-
-    def busy(self):
-        return self.printing
-
-    def test_print(self):
-        return "ok: test page sent"
-
-    def request(self, what):
-        self.asked.append(what)
-        return "ok: " + what
+    def network_status(self):
+        return "the host's network"
 
     def reboot(self):
         self.rebooted += 1
+
+
+class StubRunner:
+    busy = False
+    last_job = "j-1 DONE"
+
+
+class StubDriver:
+    def __init__(self):
+        self.written = b""
+
+    def test_page(self, version):
+        return b"^XAtest " + version.encode() + b"^XZ"
+
+    def write(self, data):
+        self.written += data
+
+    def status(self):
+        return "ready"
+
+
+class StubAgent:
+    """What console_commands reads of app.Agent."""
+    board_in_flash = True
+    state = "registered"
+    notifier = None
+    monitor = None
+    wanted = None
+
+    def __init__(self):
+        self.creds = {"printer_id": "p-1"}
+        self.ports = StubPorts()
+        self.runner = StubRunner()
+        self.driver = StubDriver()
 
 
 @pytest.fixture
@@ -137,17 +157,29 @@ def test_a_corrupt_settings_file_is_reported_and_replaced_by_the_next_good_write
 
 def test_destructive_commands_ask_first(con):
     (con.dir / "settings.json").write_text("{}")
-    assert "Type: unregister yes" in con.say("unregister")[0] and con.agent.asked == []
-    assert con.say("unregister yes") == ["ok: unregister"]
+    assert "Type: unregister yes" in con.say("unregister")[0] and con.agent.wanted is None
+    assert con.say("unregister yes") == ["ok: unregistering once the current step is done"]
+    assert con.agent.wanted == "unregister"  # the main loop does it, between steps
     assert "Type: factory-reset yes" in con.say("factory-reset")[0]
-    assert (con.dir / "settings.json").exists() and con.agent.rebooted == 0
+    assert (con.dir / "settings.json").exists() and con.agent.ports.rebooted == 0
     con.say("factory-reset yes")
-    assert not (con.dir / "settings.json").exists() and con.agent.rebooted == 1
+    assert not (con.dir / "settings.json").exists() and con.agent.ports.rebooted == 1
+    assert json.loads((con.dir / "boot.json").read_text()) == {"unstable": 0}  # not a crash
 
 
 def test_test_print_waits_for_the_printer_to_be_free(con):
-    con.agent.printing = True
+    con.agent.runner.busy = True
     assert con.say("test-print") == ["error: a job is printing; try again when it is done"]
-    con.agent.printing = False
-    assert con.say("test-print") == ["ok: test page sent"]
-    assert con.say("status") == ["state:        registered", "printer id:   p-1"]
+    assert con.agent.driver.written == b""
+    con.agent.runner.busy = False
+    assert con.say("test-print") == ["ok: test page sent (16 bytes); printer: ready"]
+    assert con.agent.driver.written == b"^XAtest 0.1.0^XZ"
+
+
+def test_status_and_register_say_where_the_agent_is(con):
+    lines = con.say("status")
+    assert lines[:3] == ["state:        registered", "printer id:   p-1", "network:      the host's network"]
+    assert "last job:     j-1 DONE" in lines and lines[-1].startswith("firmware:")
+    assert con.say("register") == ["already registered as p-1; type unregister yes first"]
+    con.agent.creds = None
+    assert con.say("unregister yes") == ["not registered: nothing to forget"]

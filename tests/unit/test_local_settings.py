@@ -12,8 +12,8 @@ class Api:
         self.stored = stored
         self.updates = []
 
-    def printer(self, printer_id):
-        return {"success": True, "printers": [{"id": printer_id, "local_settings": self.stored}]}
+    def local_settings(self, printer_id):
+        return self.stored if isinstance(self.stored, dict) else {}
 
     def update(self, printer_id, fields):
         assert fields[0][0] == "local_settings" and fields[0][2] == "application/json"
@@ -44,6 +44,6 @@ def test_nothing_pending_and_current_agrees_sends_nothing():
     api = Api({"current": L.current(60)})
     assert L.apply_pending(api, {"printer_id": "p1"}, SETTINGS, ListLog()) == (60, False)
     assert api.updates == []
-    api = Api("not an object")  # a malformed reply: confirm what is in force
+    api = Api("not an object")  # none stored: confirm what is in force
     assert L.apply_pending(api, {"printer_id": "p1"}, SETTINGS, ListLog()) == (60, False)
     assert api.updates == [{"current": L.current(60)}]

@@ -65,7 +65,7 @@ def test_403_refreshes_once_then_retries():
 def test_errors_are_classified():
     cp, _ = api(jreply({"success": False, "errorCode": "1001", "message": "Unknown printer."}))
     with pytest.raises(CP.ApiError) as e:
-        cp.printer("p1")
+        cp.local_settings("p1")
     assert e.value.code == 1001
     cp, _ = api(FakeConn(http_reply(503, b"busy", [("Retry-After", "7")])))
     with pytest.raises(CP.ServiceError) as e:

@@ -1,9 +1,8 @@
 """Run the simulated print service:  python -m tools.cloudsim --data DIR [options]"""
 import argparse
-import signal
-import threading
 
 from tools.cloudsim.server import Service
+from tools.hostrun import serve_until_signalled
 
 
 def main(argv=None):
@@ -51,11 +50,7 @@ def main(argv=None):
     print("cloudsim: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
     print("cloudsim: CA for printers: %s; owner API key in %s/owner.key"
           % (svc.certs["ca_der"], args.data), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
-    done.wait()
-    svc.stop()
+    serve_until_signalled(svc.stop)
 
 
 if __name__ == "__main__":

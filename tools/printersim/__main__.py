@@ -7,9 +7,8 @@
 
 Faults over the control port:  echo "fault paper_out after 2000" | nc 127.0.0.1 9200"""
 import argparse
-import signal
-import threading
 
+from tools.hostrun import serve_until_signalled
 from tools.printersim.server import PrinterSim
 
 
@@ -37,11 +36,7 @@ def main(argv=None):
     print("printersim: %s printer at %s%s%s" % (
         args.language, sim.address, " and " + sim.pty_path if sim.pty_path else "",
         "; control at " + sim.control_address if sim.control_address else ""), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
-    done.wait()
-    sim.stop()
+    serve_until_signalled(sim.stop)
 
 
 if __name__ == "__main__":

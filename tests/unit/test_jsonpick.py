@@ -1,0 +1,54 @@
+"""jsonpick: single members out of a JSON object's text, the rest never parsed."""
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from firmware import cloudprint as CP
+from firmware import jsonpick
+from tests.fakes import FakeConn, http_reply
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) \
+    | st.text()
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+
+
+names = st.text("abcdefghijklmnopqrstuvwxyz_ABC0123456789", min_size=1, max_size=10)
+
+
+@given(st.dictionaries(names, values, max_size=8), st.booleans())
+def test_members_come_out_as_json_loads_would_give_them(obj, indent):
+    raw = json.dumps(obj, indent=2 if indent else None).encode()
+    wanted = tuple(k.encode() for k in list(obj)[::2])
+    assert jsonpick.pick(raw, wanted) == {k.decode(): obj[k.decode()] for k in wanted}
+
+
+def test_tricky_strings_and_nesting_do_not_confuse_it():
+    raw = (b'{"printer": {"name": "a \\"success\\": false }", "success": "nested"},'
+           b' "x": [1, {"y": "]"}], "success" :true , "message":"ok"}')
+    assert jsonpick.pick(raw, (b"success", b"message")) == {"success": True, "message": "ok"}
+    for bad in (b"[1]", b'{"a": 1', b'{"a" 1}', b'{"a": "x}', b"not json", b""):
+        with pytest.raises(ValueError):
+            jsonpick.pick(bad, (b"a",))
+
+
+def test_printer_replies_are_read_for_the_envelope_and_local_settings_only():
+    printer = {"id": "p1", "capabilities": {"printer": {"copies": {"max": 999}}},
+               "local_settings": {"current": {"xmpp_timeout_value": 60}, "pending": {"xmpp_timeout_value": 90}}}
+    body = json.dumps({"success": True, "printers": [printer]}).encode()
+    obj = CP.envelope_and_local_settings(body)
+    assert obj == {"success": True, "printers": [{"id": "p1", "local_settings": printer["local_settings"]}]}
+    assert CP.envelope_only(json.dumps({"success": False, "errorCode": 1001, "message": "Unknown printer.",
+                                        "printer": printer}).encode()) == {
+        "success": False, "errorCode": 1001, "message": "Unknown printer."}
+
+
+def test_a_cut_off_reply_is_not_json():
+    from firmware.http import Http
+    from tests.fakes import Connector, FakeClock
+    body = b'{"success": true, "printer": {"id": "p1"'
+    conn = FakeConn(http_reply(200, body, [("Content-Length", str(len(body)))]))
+    resp = Http(Connector(conn), FakeClock()).request("POST", "http://svc/cloudprint/update")
+    with pytest.raises(CP.ServiceError, match="not JSON"):
+        CP.parse_reply("update", resp, CP.envelope_only)
