@@ -12,7 +12,7 @@ from tools.printersim.server import PrinterSim
 LABEL = b"^XA^FO20,20^A0N,30,30^FDconsole^FS^XZ"
 
 
-def answer(agent, line, pattern, timeout=5):
+def answer(agent, line, pattern, timeout=10):
     """Type a line; the console's answer must come within timeout seconds."""
     n = len(agent.lines)
     agent.type(line)
@@ -64,7 +64,7 @@ def test_the_console_answers_while_a_job_prints(tmp_path, service, owner, agents
         job = owner.submit(pid, payload, "application/x-zpl", "slow")
         agent.wait_line(r"printer state: ready \(printing\)", 15)
         took = answer(agent, "status", r"printer: +ready \(printing\)")
-        assert took < 5  # the job itself takes about 20 s
+        assert took < 10  # the job itself takes about 20 s
         answer(agent, "test-print", r"error: a job is printing")
         assert owner.job(job["id"])["semanticState"]["state"]["type"] == "IN_PROGRESS"
         assert wait_job(owner, job["id"], 60, agent=agent)["semanticState"]["state"]["type"] == "DONE"
@@ -78,8 +78,8 @@ def test_the_console_answers_while_the_network_is_dead(tmp_path, service, owner,
     service.stop()  # the agent retries with backoff, for ever
     agent = agents(flash, zpl_printer.address, tree=device_tree)
     agent.wait_line(r"retrying in \d+ ms", 30)
-    assert answer(agent, "status", r"state: +registered") < 5
-    assert answer(agent, "get poll_interval_s", r"poll_interval_s = 1") < 5
+    assert answer(agent, "status", r"state: +registered") < 10
+    assert answer(agent, "get poll_interval_s", r"poll_interval_s = 1") < 10
 
 
 def test_unregister_on_the_console_wipes_the_claim_and_registers_anew(tmp_path, service, owner,

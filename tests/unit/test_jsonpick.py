@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from firmware import cloudprint as CP
 from firmware import jsonpick
@@ -17,6 +17,7 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
 names = st.text("abcdefghijklmnopqrstuvwxyz_ABC0123456789", min_size=1, max_size=10)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # recursive data is slow to draw
 @given(st.dictionaries(names, values, max_size=8), st.booleans())
 def test_members_come_out_as_json_loads_would_give_them(obj, indent):
     raw = json.dumps(obj, indent=2 if indent else None).encode()
