@@ -4,12 +4,14 @@
 #
 # Boot-only code (the config schemas) and registration-only code are imported when
 # needed and unloaded afterwards: on a small heap, resident bytecode is what limits us.
+import binascii
 import gc
+import os
 import sys
 
 from firmware import oauth
 from firmware.backoff import Backoff
-from firmware.cloudprint import ApiError, AuthRejected, CloudPrint, ServiceError, ERR_UNKNOWN_PRINTER
+from firmware.cloudprint import ApiError, AuthRejected, CloudPrint, ServiceError, ERR_NO_JOBS, ERR_UNKNOWN_PRINTER
 from firmware.http import Http, HttpError
 from firmware.jobs import JobRunner
 from firmware.journal import Journal
@@ -23,10 +25,17 @@ VERSION = "0.1.0"
 SETTINGS = "settings.json"
 CREDENTIALS = "credentials.json"
 IDENTITY = "identity.json"
-BOOT = "boot.json"  # starts that did not last STABLE_MS (safe_mode.py)
-STABLE_MS = 60000
+BOOT = "boot.json"  # starts that ended before they got to work (safe_mode.py)
+STABLE_MS = 60000  # a start that lasted this long got to work, whatever it did
+SAFE_BANNER_MS = 30000  # safe mode says so this often
+SAFE_RETRY_MS = 600000  # a boot loop's safe mode, untouched this long, tries a normal start
 UNCONFIGURED_RECHECK_MS = 5000
 NAP_SLICE_MS = 500
+
+
+class Deleted(Exception):
+    """The service confirmed that this printer no longer exists."""
+
 
 TRANSIENT = (HttpError, ServiceError, oauth.OAuthError, oauth.ClientRejected, AuthRejected,
              ValueError, PrinterError, OSError)
@@ -65,7 +74,7 @@ def make_driver(board, uart, clock, fault_wait_ms):
         from firmware.printers.zpl import ZplDriver
         return ZplDriver(*args)
     from firmware.printers.escpos import EscPosDriver
-    return EscPosDriver(*args, status_back=board["status_back"])
+    return EscPosDriver(*args, status_back=board["status_back"], completion=board["completion_check"])
 
 
 class Agent:
@@ -85,7 +94,8 @@ class Agent:
         self.monitor = None
         self.notifier = None
         self.wanted = None  # "unregister": asked on the console, done by the main loop
-        self.board_in_flash = getattr(ports, "board_in_flash", True)
+        self.board_file = ports.board_file  # a host run's --board FILE, else None
+        self.indicator = ports.indicator
         self.console = None
         read = getattr(ports, "console_read", None)
         if read is not None:
@@ -98,19 +108,43 @@ class Agent:
             settings, problem = read_settings(self.flash)
             if settings:
                 return settings
+            self.indicator.show("safe")
             self.state = "not configured: " + problem
             self.log.error("not configured: %s; set it on the console (type help)", problem)
             self.clock.sleep_ms(UNCONFIGURED_RECHECK_MS)
             self.mark_stable()
 
-    def mark_stable(self):
-        """This start lasted: it does not count towards safe mode (safe_mode.py)."""
-        if not self._stable and self.clock.ticks_diff(self.clock.ticks_ms(), self._started) >= STABLE_MS:
+    def mark_stable(self, worked=False):
+        """This start got to work (a round done, or a minute up): it does not count
+        towards safe mode (safe_mode.py)."""
+        if not self._stable and (worked or self.clock.ticks_diff(self.clock.ticks_ms(), self._started)
+                                 >= STABLE_MS):
             self.flash.write_json(BOOT, {"unstable": 0})
             self._stable = True
 
+    def safe_mode(self, reason):
+        """The console only, saying so every SAFE_BANNER_MS. A boot loop's safe mode that
+        nobody uses for SAFE_RETRY_MS tries a normal start: nobody need power-cycle it."""
+        self.state = "safe mode: " + reason
+        self.indicator.show("safe")
+        asked = reason == self.ports.safe_mode_asked
+        waited = 0
+        typed = self.console.lines if self.console else 0
+        while True:
+            self.log.error("SAFE MODE (%s): only the console runs; fix the settings, then type reboot",
+                           reason)
+            self.clock.sleep_ms(SAFE_BANNER_MS)
+            waited += SAFE_BANNER_MS
+            self.mark_stable()  # the next start is a normal one
+            if self.console and self.console.lines != typed:
+                typed, waited = self.console.lines, 0
+            if not asked and waited >= SAFE_RETRY_MS:
+                self.log.warn("safe mode unused for %d min: trying a normal start", waited // 60000)
+                self.ports.reboot()
+
     def waiting_for_claim(self, code, url):
         self.state = "waiting to be claimed: code %s at %s" % (code, url)
+        self.indicator.show("claim")
 
     def nap(self, ms):
         """Sleep, but not past a console request."""
@@ -127,13 +161,16 @@ class Agent:
         self.clock.breathe()
 
     def identity(self):
+        """The proxy id (random, made once: a guessable one would let other printers'
+        tokens list this one) and the uuid (the board's serial)."""
         try:
             ident = self.flash.read_json(IDENTITY)
         except CorruptFile:
             ident = None
-        if not ident or not ident.get("proxy") or not ident.get("uuid"):
-            serial = self.ports.serial()
-            ident = {"proxy": "cpa-" + serial, "uuid": serial}
+        serial = self.ports.serial()
+        if not ident or not ident.get("proxy") or not ident.get("uuid") or (
+                ident["proxy"] == "cpa-" + serial and not self.flash.exists(CREDENTIALS)):
+            ident = {"proxy": "cpa-" + binascii.hexlify(os.urandom(10)).decode(), "uuid": serial}
             self.flash.write_json(IDENTITY, ident)
         return ident
 
@@ -146,6 +183,18 @@ class Agent:
         if creds and creds.get("printer_id") and creds.get("refresh_token"):
             return creds
         return None
+
+    def confirm_registered(self, api, printer_id, hint):
+        """A hint, a 413 from /fetch or an "unknown printer" says the printer may be gone:
+        only the service's own word (/printer, or invalid_grant) wipes it (DESIGN §1.4)."""
+        try:
+            exists = api.printer_exists(printer_id)
+        except oauth.Revoked as e:
+            raise Deleted("the service deleted this printer: %s, and %s" % (hint, e))
+        if not exists:
+            raise Deleted("the service deleted this printer: %s, and /printer says unknown" % hint)
+        if hint != "no jobs":
+            self.log.warn("%s, but the service still has this printer: ignored", hint)
 
     def forget_registration(self, why, journal, notifier):
         self.log.warn("printer is no longer registered (%s); wiping credentials and journal", why)
@@ -212,15 +261,11 @@ class Agent:
         reason = safe_mode.reason(self.ports, self.flash, BOOT)
         unload("firmware.safe_mode")
         if reason:
-            self.state = "safe mode: " + reason
-            log.error("safe mode (%s): only the console runs; fix the settings, then type reboot", reason)
-            while True:
-                self.clock.sleep_ms(STABLE_MS)
-                self.mark_stable()  # the next power-on starts the agent again
+            self.safe_mode(reason)
         settings = self.wait_for_settings()
         log.set_level(settings["log_level"])
-        log.add_secret(settings["oauth_client_secret"])
-        log.add_secret(settings["wifi_password"])
+        log.add_secret(settings["oauth_client_secret"], True)
+        log.add_secret(settings["wifi_password"], True)
         ca = None
         if settings["service_url"].startswith("https://") or settings["mqtt_url"].startswith("mqtts://"):
             ca = self.flash.read_bytes(settings["ca_file"])
@@ -230,7 +275,7 @@ class Agent:
         driver = make_driver(board, self.ports.uart, self.clock, settings["fault_wait_s"] * 1000)
         ident = self.identity()
         api = CloudPrint(http, settings["service_url"], ident["proxy"])
-        monitor = Monitor(api, log)
+        monitor = Monitor(api, log, driver, self.indicator)
         journal = Journal(self.flash, log)
         runner = JobRunner(api, driver, self.clock, log, Backoff(self.ports.rand),
                            board["stream_buffer"], settings["download_deadline_s"] * 1000,
@@ -242,10 +287,12 @@ class Agent:
         self.creds = self.credentials()
         seed = None
         synced = False  # CDD and firmware checked against what the service has
+        suspect = None  # an "unknown printer" to confirm with /printer before believing it
         log.info("agent %s up: %s printer, service %s, %s", VERSION, driver.language,
                  settings["service_url"], "registered" if self.creds else "unregistered")
         while True:
             delay_ms = 0
+            self.clock.breathe()  # the main loop's own proof of life (watchdog, LED)
             self.mark_stable()
             try:
                 if self.wanted == "unregister":
@@ -270,6 +317,9 @@ class Agent:
                     if seed:
                         api.tokens.seed(seed)
                         seed = None
+                if suspect:
+                    hint, suspect = suspect, None
+                    self.confirm_registered(api, self.creds["printer_id"], hint)
                 if not synced:
                     self.sync_printer(api, self.creds, driver, settings)
                     if notifier is not None:  # the one local setting we have is push's keepalive
@@ -278,30 +328,40 @@ class Agent:
                 if notifier is not None:
                     notifier.printer_id = self.creds["printer_id"]
                     notifier.password = api.tokens.broker_password
-                    if notifier.deleted:
-                        raise ApiError("push", ERR_UNKNOWN_PRINTER, "the service deleted this printer")
+                    if notifier.deleted:  # cleared once the service has answered
+                        self.confirm_registered(api, self.creds["printer_id"], "a push hint says deleted")
+                        notifier.deleted = False
                     if notifier.settings_changed:
                         self.apply_local_settings(api, self.creds, settings, notifier)
                         notifier.settings_changed = False
-                handled = runner.run_pending(self.creds["printer_id"])
+                try:
+                    handled = runner.run_pending(self.creds["printer_id"])
+                except ApiError as e:
+                    if e.code != ERR_NO_JOBS:
+                        raise
+                    handled = 0  # nothing queued, or (reference §3.7) no such printer
+                    self.confirm_registered(api, self.creds["printer_id"], "no jobs")
                 gc.collect()
                 log.debug("heap: %d used, %d free", gc.mem_alloc(), gc.mem_free())
                 self.backoff.reset()
+                self.mark_stable(True)
+                monitor.show_online()
                 # after finished jobs, fetch again at once: more may be queued
                 delay_ms = 0 if handled else settings["poll_interval_s"] * 1000
                 if not handled and notifier is not None:
                     notifier.wait(self._poll_ms(settings, notifier))
                     delay_ms = 0
-            except oauth.Revoked as e:
+            except (oauth.Revoked, Deleted) as e:
                 self.forget_registration(e, journal, notifier)
                 self.creds = None
             except ApiError as e:
                 if e.code == ERR_UNKNOWN_PRINTER:
-                    self.forget_registration(e, journal, notifier)
-                    self.creds = None
-                else:
-                    delay_ms = self._retry_delay(e, 0)
-            except TRANSIENT as e:
+                    suspect = str(e)  # asked of /printer at the top of the next round
+                delay_ms = self._retry_delay(e, 0)
+            except PrinterError as e:
+                delay_ms = self._retry_delay(e, 0)
+            except TRANSIENT as e:  # the network, the service or the token endpoint
+                self.indicator.show("offline")
                 delay_ms = self._retry_delay(e, getattr(e, "retry_after_s", 0))
             except MemoryError:
                 gc.collect()
@@ -333,4 +393,11 @@ def main(argv):
     finally:
         if sys.platform != "esp32":
             unload("firmware.ports.unix_boot")
-    Agent(ports, log).run()
+    try:
+        Agent(ports, log).run()
+    except KeyboardInterrupt:  # Ctrl-C, SIGINT: a deliberate stop is not a crash
+        ports.flash.write_json(BOOT, {"unstable": 0})
+        log.info("stopped")
+    except Exception as e:  # a bug outside the loop's own handling: restart, counted
+        log.error("agent crashed: %s: %s; restarting", type(e).__name__, e)
+        ports.reboot()

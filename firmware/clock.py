@@ -2,12 +2,16 @@
 # fake one and never sleep.
 import time
 
+BEAT_MS = 250  # the longest stretch of a wait without a beat
+
 
 class SystemClock:
-    def __init__(self):
+    def __init__(self, beat=None):
         # idle(wait_ms): what to do while the agent waits (serve the console); it must
         # return within wait_ms. Every wait goes through sleep_ms or breathe.
         self.idle = None
+        # beat(now_ms): proof of life from every wait: feeds the watchdog, blinks the LED
+        self._beat = beat
 
     def ticks_ms(self):
         return time.ticks_ms()
@@ -19,16 +23,19 @@ class SystemClock:
         return time.ticks_diff(a, b)
 
     def sleep_ms(self, ms):
-        if self.idle is None:
-            if ms > 0:
-                time.sleep_ms(ms)
-            return
         end = time.ticks_add(time.ticks_ms(), ms)
         while True:
-            left = time.ticks_diff(end, time.ticks_ms())
+            now = time.ticks_ms()
+            if self._beat is not None:
+                self._beat(now)
+            left = time.ticks_diff(end, now)
             if left <= 0:
                 return
-            self.idle(left)
+            step = left if left < BEAT_MS else BEAT_MS
+            if self.idle is None:
+                time.sleep_ms(step)
+            else:
+                self.idle(step)
 
     def pause_ms(self, ms):
         """A plain sleep, without the idle work (for the idle work itself)."""
@@ -37,6 +44,8 @@ class SystemClock:
 
     def breathe(self):
         """A moment for the idle work between steps that do not sleep."""
+        if self._beat is not None:
+            self._beat(time.ticks_ms())
         if self.idle is not None:
             self.idle(0)
 

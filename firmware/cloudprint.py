@@ -78,7 +78,7 @@ def parse_reply(interface, resp, parse=None):
         raise ServiceError("%s: unexpected HTTP %d" % (interface, resp.status))
     body = resp.read_all(MAX_REPLY)
     try:
-        obj = json.loads(body) if parse is None else parse(body)
+        obj = jsonpick.loads(body) if parse is None else parse(body)
     except ValueError:
         raise ServiceError("%s: reply is not JSON" % interface)
     if not isinstance(obj, dict):
@@ -137,13 +137,9 @@ class CloudPrint:
 
     # Printer and jobs (§4, §5)
     def fetch(self, printer_id):
-        """The QUEUED jobs, oldest first; [] when there are none."""
-        try:
-            obj = self.call("fetch", [("printerid", printer_id, None)])
-        except ApiError as e:
-            if e.code == ERR_NO_JOBS:
-                return []
-            raise
+        """The QUEUED jobs, oldest first. ApiError ERR_NO_JOBS when there are none, which
+        a service also answers for a printer it no longer has (see printer_exists)."""
+        obj = self.call("fetch", [("printerid", printer_id, None)])
         jobs = obj.get("jobs")
         if not isinstance(jobs, list):
             raise ServiceError("fetch: reply has no job list")
@@ -170,6 +166,15 @@ class CloudPrint:
         # the reply repeats the whole printer: only the envelope is read
         self.call("update", [("printerid", printer_id, None)] + fields, multipart=True,
                   parse=envelope_only)
+
+    def printer_exists(self, printer_id):
+        """False when /printer says the printer is gone (success:false, reference
+        §3.7); oauth.Revoked when the token endpoint says so first."""
+        try:
+            self.call("printer", [("printerid", printer_id, None)], parse=envelope_only)
+            return True
+        except ApiError:
+            return False
 
     def local_settings(self, printer_id):
         """The printer's local_settings object from /printer ({} when it has none)."""

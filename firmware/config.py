@@ -15,7 +15,7 @@ SETTINGS = {
     "oauth_client_id": ("str", REQUIRED, None),
     "oauth_client_secret": ("secret", "", None),
     "ca_file": ("str", "ca.der", None),
-    "printer_name": ("str", "Label printer", None),
+    "printer_name": ("str", "", None),  # "": "Label printer" (ZPL) or "Receipt printer" (ESC/POS)
     "wifi_ssid": ("str", "", None),
     "wifi_password": ("secret", "", None),
     "poll_interval_s": ("int", 60, (1, 3600)),
@@ -53,7 +53,13 @@ BOARD = {
     # ESC/POS: ask for automatic status back (GS a), so paper out is known even while
     # the line is blocked. Off for printers that would print the command as text.
     "status_back": ("bool", False, None),
+    # ESC/POS: how the end of a job is known: a GS r reply, or (for printers without GS r)
+    # the status alone; auto asks the printer once
+    "completion_check": ("choice", "auto", ("auto", "gs_r", "dle_eot")),
     "led_pin": ("pin", None, None),
+    # the hardware watchdog: longer than the slowest step that cannot beat (a TLS
+    # handshake, a DNS lookup, a flash write); 0 turns it off
+    "watchdog_s": ("int", 90, (0, 3600)),
     "button_pin": ("pin", None, None),
     "host_printer": ("str", "", None),  # host runs only: tcp://HOST:PORT or a device path
 }

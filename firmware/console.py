@@ -6,6 +6,10 @@
 from firmware.modules import unload
 
 LINE_MAX = 4096  # a CA certificate arrives as one base64 line
+# console_commands.COMMANDS' names: a line that is none of them is answered without
+# loading the commands (line noise must not cost a module load per line)
+NAMES = ("help", "?", "status", "show", "get", "set", "test-print", "register", "unregister",
+         "reboot", "factory-reset")
 
 
 class Console:
@@ -22,6 +26,7 @@ class Console:
         self._n = 0
         self._overflow = False
         self._running = False
+        self.lines = 0  # lines run so far: safe mode waits while someone is typing
 
     def poll(self, wait_ms=0):
         """Take what the serial port has, waiting up to wait_ms, and run complete lines."""
@@ -54,6 +59,7 @@ class Console:
                 self._overflow = True
 
     def _line(self, raw):
+        self.lines += 1
         try:
             text = raw.decode()
         except UnicodeError:
@@ -63,6 +69,12 @@ class Console:
             if ord(c) < 32 and c != "\t":  # line noise, an escape sequence: not a command
                 self.write("error: control characters in the line; ignored")
                 return
+        words = text.split(None, 1)
+        if not words:
+            return
+        if words[0].lower() not in NAMES:
+            self.write("error: unknown command %s; type help" % words[0][:32])
+            return
         self._running = True
         try:
             from firmware import console_commands

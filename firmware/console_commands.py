@@ -97,10 +97,27 @@ def do_get(console, args):
     console.write("%s = %s" % (key, _shown(schema[key], _read(console, name), key)))
 
 
+def _board_in_use(console):
+    """(heading, raw board config) of the board this agent runs with."""
+    path = console.agent.board_file
+    if path is None:
+        return "[%s]" % BOARD, _read(console, BOARD)
+    import json
+    try:
+        with open(path, "rb") as f:
+            return "[board: %s, from --board]" % path, json.loads(f.read())
+    except (OSError, ValueError) as e:
+        console.write("warning: %s: %s" % (path, e))
+        return "[board: %s, from --board]" % path, {}
+
+
 def do_show(console, args):
     for name, schema in ((SETTINGS, config.SETTINGS), (BOARD, config.BOARD)):
-        raw = _read(console, name)
-        console.write("[%s]" % name)
+        if name == BOARD:
+            heading, raw = _board_in_use(console)
+        else:
+            heading, raw = "[%s]" % name, _read(console, name)
+        console.write(heading)
         for key in sorted(schema):
             console.write("  %s = %s" % (key, _shown(schema[key], raw, key)))
     console.write("  %s = %s" % (CA_KEY, _ca_summary(console)))
@@ -123,7 +140,7 @@ def do_set(console, args):
     console.flash.write_json(name, new)
     shown = "********" if spec[0] == "secret" else text_of(value)
     console.write("ok: %s = %s (applies after reboot)" % (key, shown))
-    if name == BOARD and not console.agent.board_in_flash:
+    if name == BOARD and console.agent.board_file is not None:
         console.write("note: this host run reads its board config from --board; start it "
                       "without --board to use board.json in the flash directory")
 
@@ -151,7 +168,10 @@ def do_status(console, args):
     a = console.agent
     push = "off (polling)"
     if a.notifier is not None:
-        push = "connected" if a.notifier.connected else "broker unreachable (polling)"
+        if a.creds is None:
+            push = "not registered yet"
+        else:
+            push = "connected" if a.notifier.connected else "broker unreachable (polling)"
     mem_free = getattr(gc, "mem_free", None)
     for name, value in (
             ("state", a.state),
@@ -160,6 +180,7 @@ def do_status(console, args):
             ("push", push),
             ("last job", (a.runner and a.runner.last_job) or "none since start"),
             ("printer", a.monitor.state if a.monitor else "not yet asked"),
+            ("led", a.indicator.pattern),
             ("free memory", "%d bytes" % mem_free() if mem_free else "unknown"),
             ("firmware", VERSION)):
         console.write("%-13s %s" % (name + ":", value))

@@ -14,8 +14,10 @@ LINE_MAX = 1024
 ONE_WRITE_BODY = 2048
 IO_SLICE_MS = 250  # the longest socket wait before the clock's idle work gets a turn
 MAX_HEADERS = 64
-KEPT_HEADERS = ("content-length", "transfer-encoding", "content-type", "retry-after", "content-range",
-                "connection")
+KEPT_HEADERS = (b"content-length", b"transfer-encoding", b"content-type", b"retry-after", b"content-range",
+                b"connection")
+CHUNK_SIZE_DIGITS = 8  # a chunk of 4 GiB or more is not one we would read
+_HEX = b"0123456789abcdefABCDEF"
 
 
 class HttpError(Exception):
@@ -175,17 +177,13 @@ class Response:
         if self.received:
             if self._reader.readline() != b"":
                 raise HttpError("bad chunk framing")
-        line = self._reader.readline()
-        try:
-            size = int(line.split(b";")[0].strip(), 16)
-        except ValueError:
-            raise HttpError("bad chunk size")
-        if size == 0:
+        self._left = chunk_size(self._reader.readline())
+        if self._left == 0:
             for _ in range(MAX_HEADERS):
                 if self._reader.readline() == b"":
-                    break
-            self._done = True
-        self._left = size
+                    self._done = True
+                    return
+            raise HttpError("too many trailer lines")
 
     def readinto(self, mv):
         """Bytes read into mv, 0 at the end of the body; TruncatedBody if it stops short."""
@@ -201,8 +199,10 @@ class Response:
                 self._done = True
             self.received += n
             return n
-        want = len(mv) if len(mv) <= self._left else self._left
-        n = self._reader.readinto(mv[:want] if want < len(mv) else mv)
+        if len(mv) > self._left:
+            # a memoryview, so the slice is a window on the caller's buffer, not a copy
+            mv = memoryview(mv)[:self._left]
+        n = self._reader.readinto(mv)
         if n == 0:
             raise HttpError("body ended after %d of %d bytes" % (self.received, self.received + self._left))
         self._left -= n
@@ -269,9 +269,9 @@ class Http:
                         break
                     i = line.find(b":")
                     if i > 0:
-                        name = line[:i].decode().strip().lower()
+                        name = line[:i].strip().lower()
                         if name in KEPT_HEADERS:
-                            hdrs[name] = line[i + 1:].decode().strip()
+                            hdrs[name.decode()] = _text(line[i + 1:])
                 else:
                     raise HttpError("too many header lines")
                 keep = None
@@ -321,6 +321,27 @@ def _ascii_digits(text):
         if c < "0" or c > "9":
             return False
     return True
+
+
+def _text(raw):
+    """A header value we keep; HttpError when it is not UTF-8 (all we keep is ASCII)."""
+    try:
+        return raw.decode().strip()
+    except UnicodeError:
+        raise HttpError("header value is not UTF-8")
+
+
+def chunk_size(line):
+    """The size on a chunk-size line (RFC 9112 §7.1: hex digits, then optional
+    extensions after ';'); HttpError for anything else: no sign, no 0x, no _."""
+    end = line.find(b";")
+    size = (line if end < 0 else line[:end]).rstrip(b" \t")
+    if not size or len(size) > CHUNK_SIZE_DIGITS:
+        raise HttpError("bad chunk size")
+    for b in size:
+        if b not in _HEX:
+            raise HttpError("bad chunk size")
+    return int(size, 16)
 
 
 def _status_line(line):

@@ -80,7 +80,8 @@ class JobRunner:
     def run_pending(self, printer_id):
         """Deliver pending reports, finish the job a restart interrupted, then print every
         job /fetch hands out; the number handled. ServiceError when a report could not
-        be delivered: nothing new is taken until it is."""
+        be delivered: nothing new is taken until it is; /fetch's ApiError ERR_NO_JOBS
+        when nothing is queued."""
         self._monitor.printer_id = printer_id
         journal = self._journal
         self._flush_outbox()

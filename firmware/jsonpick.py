@@ -6,6 +6,15 @@ import json
 _WS = b" \t\r\n"
 
 
+def loads(raw):
+    """json.loads for text from outside; ValueError for anything it cannot take, also
+    nesting that would exhaust the heap (MicroPython: MemoryError; CPython: RecursionError)."""
+    try:
+        return json.loads(raw)
+    except (MemoryError, RuntimeError):
+        raise ValueError("JSON nested too deep or too large to parse")
+
+
 def _ws(raw, i):
     n = len(raw)
     while i < n and raw[i] in _WS:
@@ -97,5 +106,5 @@ def pick(raw, wanted, at=0):
     """{key (str): parsed value} of the wanted members; ValueError if raw is not JSON."""
     out = {}
     for key, (start, end) in spans(raw, wanted, at).items():
-        out[key.decode()] = json.loads(raw[start:end])  # a copy of this member only
+        out[key.decode()] = loads(raw[start:end])  # a copy of this member only
     return out

@@ -4,7 +4,7 @@
 
 LEVELS = ("debug", "info", "warn", "error")
 MAX_LINE = 240
-MAX_SECRETS = 8
+MAX_SECRETS = 8  # rotating secrets (tokens, codes): the agent holds at most four at once
 MIN_SECRET_LEN = 4
 MASK = "***"
 
@@ -13,14 +13,21 @@ class Log:
     def __init__(self, write=print, level="info"):
         self._write = write
         self._min = LEVELS.index(level)
-        self._secrets = []
+        self._secrets = []  # rotating: the oldest gives way
+        self._pinned = []  # from the settings (client secret, Wi-Fi password): never dropped
 
     def set_level(self, level):
         self._min = LEVELS.index(level)
 
-    def add_secret(self, value):
+    def add_secret(self, value, pinned=False):
         # Short values would mask innocent text; the bound keeps memory flat.
-        if not value or len(value) < MIN_SECRET_LEN or value in self._secrets:
+        if not value or len(value) < MIN_SECRET_LEN or value in self._pinned:
+            return
+        if pinned:
+            self.forget_secret(value)
+            self._pinned.append(value)
+            return
+        if value in self._secrets:
             return
         if len(self._secrets) >= MAX_SECRETS:
             self._secrets.pop(0)
@@ -31,6 +38,9 @@ class Log:
             self._secrets.remove(value)
 
     def redact(self, text):
+        for s in self._pinned:
+            if s in text:
+                text = text.replace(s, MASK)
         for s in self._secrets:
             if s in text:
                 text = text.replace(s, MASK)

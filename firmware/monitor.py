@@ -5,7 +5,11 @@ import json
 from firmware.printers.base import HEAD_OPEN, NOT_ANSWERING, PAPER_OUT, PAUSED, READY
 
 
-def cds(state, printing):
+UNCONFIRMED = {"state": "INFO", "description": "Job completion: sent, not confirmed "
+               "(the printer answers DLE EOT status but not GS r)"}
+
+
+def cds(state, printing, confirmed=True):
     printer = {"state": "STOPPED"}  # type: dict
     tray = "OK"
     cover = "OK"
@@ -19,14 +23,25 @@ def cds(state, printing):
         printer["vendor_state"] = {"item": [{"state": "INFO", "description": "Paused"}]}
     elif state == NOT_ANSWERING:
         printer["vendor_state"] = {"item": [{"state": "ERROR", "description": "Printer not responding"}]}
+    if not confirmed:
+        printer.setdefault("vendor_state", {"item": []})["item"].append(UNCONFIRMED)
     printer["input_tray_state"] = {"item": [{"vendor_id": "roll", "state": tray}]}
     printer["cover_state"] = {"item": [{"vendor_id": "head", "state": cover}]}
     return {"version": "1.0", "printer": printer}
 
 
+def led_pattern(state, printing):
+    if state != READY:
+        return "attention"
+    return "printing" if printing else "online"
+
+
 class Monitor:
-    def __init__(self, api, log):
+    def __init__(self, api, log, driver, indicator):
         self._api = api
+        self._driver = driver
+        self._indicator = indicator
+        self._pattern = "online"
         self._log = log
         self.printer_id = None
         self.state = "not yet asked"  # the printer's latest status, for the console
@@ -36,13 +51,20 @@ class Monitor:
         """Send the state again next time (after a reconnect or a new registration)."""
         self._sent = None
 
+    def show_online(self):
+        """The service answered: the LED shows the printer's state again."""
+        self._indicator.show(self._pattern)
+
     def report(self, state, printing=False):
         self.state = state + (" (printing)" if printing else "")
-        key = (state, printing)
+        self._pattern = led_pattern(state, printing)
+        self._indicator.show(self._pattern)
+        confirmed = self._driver.confirms_completion
+        key = (state, printing, confirmed)
         if key == self._sent or self.printer_id is None:
             return
         try:
-            self._api.update(self.printer_id, [("semantic_state", json.dumps(cds(state, printing)),
+            self._api.update(self.printer_id, [("semantic_state", json.dumps(cds(state, printing, confirmed)),
                                                 "application/json")])
             self._sent = key
             self._log.info("printer state: %s%s", state, " (printing)" if printing else "")

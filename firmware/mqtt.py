@@ -7,7 +7,7 @@
 # our CA and host name verification, and a non-blocking socket behind
 # readinto(mv, wait_ms) / write(data, wait_ms).
 from firmware.clock import Deadline
-from firmware.http import HttpError, bounded_io
+from firmware.http import IO_SLICE_MS, HttpError, bounded_io
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -19,6 +19,7 @@ PINGREQ = 0xC0
 PINGRESP = 0xD0
 DISCONNECT = 0xE0
 PACKET_MAX = 512  # our topics and hints are short; a longer packet is skipped
+HELD_MAX = 4  # messages that came while we waited for an ack, kept for poll()
 
 
 class MqttError(Exception):
@@ -73,7 +74,8 @@ class Mqtt:
         self._head_mv = memoryview(self._head)
         self._pid = 0
         self.last_rx = 0  # ticks_ms of the last packet from the broker
-        self.missed = False  # a message came while we waited for an ack
+        self._held = []  # messages that came while we waited for an ack (at most HELD_MAX)
+        self.missed = False  # more came than could be held: fetch to be sure
 
     @property
     def connected(self):
@@ -108,13 +110,21 @@ class Mqtt:
 
     def _read_packet(self, wait_ms):
         """(packet type byte, body length) with the body in self._buf (None if it was
-        too long and skipped); None if no packet began within wait_ms."""
-        try:
-            n = self._conn.readinto(self._head, wait_ms)
-        except OSError as e:
-            raise MqttError("read failed: %s" % e)
-        if n is None:
-            return None
+        too long and skipped); None if no packet began within wait_ms. The wait goes in
+        slices with the clock's idle work between them (the console)."""
+        clock = self._clock
+        end = clock.ticks_add(clock.ticks_ms(), wait_ms)
+        while True:
+            left = clock.ticks_diff(end, clock.ticks_ms())
+            try:
+                n = self._conn.readinto(self._head, max(0, min(left, IO_SLICE_MS)))
+            except OSError as e:
+                raise MqttError("read failed: %s" % e)
+            if n is not None:
+                break
+            if left <= IO_SLICE_MS:
+                return None
+            clock.breathe()
         if n == 0:
             raise MqttError("connection closed by the broker")
         kind = self._head[0]
@@ -151,8 +161,12 @@ class Mqtt:
                 continue
             if got[0] & 0xF0 == kind & 0xF0:
                 return got[1]
-            if self._handle(got):  # a message before our ack: acknowledged, remembered
-                self.missed = True
+            msg = self._handle(got)
+            if msg is not None:  # a message before our ack: acknowledged, kept for poll()
+                if len(self._held) < HELD_MAX:
+                    self._held.append(msg)
+                else:
+                    self.missed = True
 
     # ---- the session
     def connect(self, client_id, user, password, keepalive_s, will_topic=None, will_msg=None):
@@ -198,7 +212,9 @@ class Mqtt:
 
     def poll(self, wait_ms):
         """Read what the broker sent within wait_ms: the (topic, message) of a PUBLISH
-        (acknowledged at QoS 1), or None."""
+        (acknowledged at QoS 1), or None. MqttError for a malformed packet."""
+        if self._held:
+            return self._held.pop(0)
         got = self._read_packet(wait_ms)
         return None if got is None else self._handle(got)
 
@@ -207,15 +223,21 @@ class Mqtt:
         if kind & 0xF0 != PUBLISH or size is None:
             return None  # PINGRESP, or a message too long to be one of ours
         buf = self._buf
-        tlen = (buf[0] << 8) | buf[1]
-        pos = 2 + tlen
-        if (kind >> 1) & 0x03:
-            self._send(bytes((PUBACK, 2, buf[pos], buf[pos + 1])))
-            pos += 2
-        topic = bytes(buf[2:2 + tlen]).decode()
+        qos = (kind >> 1) & 0x03
+        tlen = (buf[0] << 8) | buf[1] if size >= 2 else size
+        pos = 2 + tlen + (2 if qos else 0)
+        if qos == 3 or pos > size:
+            raise MqttError("malformed PUBLISH")
+        try:
+            topic = bytes(buf[2:2 + tlen]).decode()
+        except UnicodeError:
+            raise MqttError("PUBLISH topic is not UTF-8")
+        if qos:
+            self._send(bytes((PUBACK, 2, buf[pos - 2], buf[pos - 1])))
         return topic, bytes(buf[pos:size])
 
     def close(self):
+        # what is held stays: those hints are as true after a reconnect
         if self._conn is not None:
             try:
                 self._conn.close()

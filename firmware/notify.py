@@ -33,7 +33,7 @@ class Notifier:
         self.printer_id = None
         self.password = None  # callable: the broker credential from the token endpoint
         self.hinted = False  # a hint came while a job printed: fetch again at once
-        self.deleted = False  # the service deleted this printer
+        self.deleted = False  # a hint says the service deleted this printer (to be confirmed)
         self.settings_changed = False
         self.wake = False  # the console asked for something: stop waiting
 
@@ -141,8 +141,9 @@ class Notifier:
         return True
 
     def _note(self, msg):
-        text = msg.decode()
-        if text == self.printer_id + "/delete":
+        # compared as bytes: a payload that is not UTF-8 is just not one of ours
+        pid = self.printer_id.encode()
+        if msg == pid + b"/delete":
             self.deleted = True
-        elif text == self.printer_id + "/update_settings":
+        elif msg == pid + b"/update_settings":
             self.settings_changed = True

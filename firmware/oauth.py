@@ -1,8 +1,7 @@
 # OAuth2 for the printer: the authorization-code exchange, refresh before expiry, and
 # telling a revoked grant (the owner deleted the printer) from a passing failure.
-import json
-
 from firmware import http as H
+from firmware import jsonpick
 
 REFRESH_AT_PERCENT = 80
 MAX_REPLY = 8192
@@ -29,7 +28,7 @@ def token_request(http, url, fields):
     finally:
         resp.close()
     try:
-        obj = json.loads(raw)
+        obj = jsonpick.loads(raw)
     except ValueError:
         obj = None
     if not isinstance(obj, dict):
@@ -70,7 +69,7 @@ class Tokens:
         self._broker = None
         self._renew_at = 0
         log.add_secret(refresh_token)
-        log.add_secret(client_secret)
+        log.add_secret(client_secret, True)
 
     def seed(self, reply):
         """The token reply of the code exchange: no refresh needed right after claiming."""

@@ -54,9 +54,10 @@ def exchange_code(http, url, client_id, client_secret, code):
 def register_fields(settings, identity, driver, version):
     language = driver.language
     caps, caps_hash = cdd.document(driver)
+    name = settings["printer_name"] or driver.default_name
     return [
-        ("name", settings["printer_name"], None),
-        ("default_display_name", settings["printer_name"], None),
+        ("name", name, None),
+        ("default_display_name", name, None),
         ("proxy", identity["proxy"], None),
         ("uuid", identity["uuid"], None),
         ("manufacturer", "cloudprint-agent", None),

@@ -1,6 +1,9 @@
 """Deploy the agent to a board with mpremote: the firmware compiled to .mpy by mpy-cross
 (tools/build.py), boot.py, main.py, and the chosen board config as board.json. The board
-config is checked against its schema first; --dry-run lists what would be copied.
+config is checked against its schema first; --dry-run lists what would be copied (no
+--port needed). Only what the board runs is copied: an ESP32 gets no host ports, a host
+board (one with host_printer, such as the simulated device) no ESP32 port. Files under
+firmware/ on the board that this deploy does not bring (left by an older one) are removed.
 
   python -m tools.deploy --port /dev/ttyUSB0 --board board_configs/esp32-devkitc-rs232.json
   python -m tools.deploy --port /dev/pts/7 --board ... --resume --no-reset   (the simulated device)
@@ -18,6 +21,25 @@ import tempfile
 from tools import build
 
 LIB_PACKAGES = ()  # mip package names, pinned as NAME@VERSION
+HOST_ONLY = ("firmware/ports/unix.mpy", "firmware/ports/unix_boot.mpy", "firmware/ports/unix_watchdog.mpy",
+             "firmware/ports/hostdev.mpy")
+ESP32_ONLY = ("firmware/ports/esp32.mpy",)
+# Run on the board before copying: remove what an earlier deploy left under firmware/.
+PRUNE = """import os
+keep = set(%r)
+def prune(d):
+    for e in os.ilistdir(d):
+        p = d + '/' + e[0]
+        if e[1] == 0x4000:
+            prune(p)
+        elif p not in keep:
+            os.remove(p)
+            print('removed stale', p)
+try:
+    prune('firmware')
+except OSError:
+    pass
+"""
 
 
 class DeployError(Exception):
@@ -46,7 +68,8 @@ def check_board(path):
 def stage(board_path, out_dir):
     """The device tree in out_dir; the files, relative to it, in copy order."""
     raw = check_board(board_path)
-    files = build.build(out_dir)
+    unused = ESP32_ONLY if raw.get("host_printer") else HOST_ONLY
+    files = [f for f in build.build(out_dir) if f not in unused]
     with open(os.path.join(out_dir, "board.json"), "w") as f:
         json.dump(raw, f, indent=1)
     # main.py last: a board reset mid-copy must not start a half-copied agent
@@ -58,6 +81,7 @@ def commands(port, tree, files, resume, reset):
     cmd = [mpremote(), "connect", port]
     if resume:
         cmd.append("resume")
+    cmd += ["exec", PRUNE % sorted(f for f in files if f.startswith("firmware/")), "+"]
     folders = sorted({os.path.dirname(f) for f in files if os.path.dirname(f)})
     for folder in folders:
         # mkdir fails on a folder that exists: check first (on the device)
@@ -76,13 +100,15 @@ def commands(port, tree, files, resume, reset):
 def main(argv=None, say=print):
     ap = argparse.ArgumentParser(prog="python -m tools.deploy", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--port", required=True, help="the board's serial port")
+    ap.add_argument("--port", help="the board's serial port (not needed with --dry-run)")
     ap.add_argument("--board", required=True, help="board config (board_configs/*.json)")
     ap.add_argument("--dry-run", action="store_true", help="list what would be copied, copy nothing")
     ap.add_argument("--resume", action="store_true", help="no soft reset when connecting (the "
                     "simulated device on a pty needs it)")
     ap.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
     args = ap.parse_args(argv)
+    if not args.port and not args.dry_run:
+        ap.error("--port is needed, except with --dry-run")
     tree = tempfile.mkdtemp(prefix="deploy-")
     try:
         try:

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +28,6 @@ def stop_process(proc):
 
 def serve_until_signalled(stop):
     """For the simulators' command lines: run until SIGTERM or Ctrl-C, then stop()."""
-    import signal
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
@@ -115,7 +115,13 @@ class Agent:
             self.proc.wait()
 
     def stop(self):
-        stop_process(self.proc)
+        """A deliberate stop: SIGINT (Ctrl-C), which does not count towards safe mode."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                stop_process(self.proc)
         self._reader.join(2)
 
 
@@ -131,6 +137,8 @@ def wait_job(client, job_id, timeout=60, states=("DONE", "ABORTED"), agent=None)
     def finished():
         if agent is not None and not agent.alive():
             raise AssertionError("agent exited (%s):\n%s" % (agent.proc.returncode, agent.output))
+        if agent is not None and "SAFE MODE" in agent.output:
+            raise AssertionError("agent is in safe mode: no job can print:\n%s" % agent.output)
         j = client.job(job_id)
         return j if j and j["semanticState"]["state"]["type"] in states else None
     return wait_for(finished, timeout, "job %s to reach %s" % (job_id, "/".join(states)), 0.1)

@@ -1,4 +1,5 @@
-# ESP32 ports: machine.UART with optional RTS/CTS, network.WLAN, NTP, flash at "/".
+# ESP32 ports: machine.UART with optional RTS/CTS, network.WLAN, NTP, flash at "/",
+# the hardware watchdog (machine.WDT, fed by every clock beat) and the status LED.
 # machine.UART.write has no timeout and blocks while CTS is held (paper out), so we
 # write at most txbuf bytes and only once the previous bytes have drained.
 import binascii
@@ -9,6 +10,7 @@ import machine
 import network
 
 from firmware.clock import SystemClock
+from firmware.indicator import Indicator
 from firmware.ports.netsock import Connector
 from firmware.ports.stdin_console import StdinReader
 from firmware.store import Flash
@@ -47,8 +49,19 @@ class EspUart:
 
 class EspPorts:
     def __init__(self, board):
-        self.flash = Flash("/")
-        self.clock = SystemClock()
+        self.flash = Flash("/")  # secrets: protected by flash encryption (README, "Secrets")
+        led = board["led_pin"]
+        self.indicator = Indicator(None if led is None else machine.Pin(led, machine.Pin.OUT).value)
+        # Once started the WDT cannot be stopped: after Ctrl-C on the REPL the board resets
+        # within watchdog_s, so deploy and provision within it (the tools are quicker).
+        wdt = machine.WDT(timeout=board["watchdog_s"] * 1000) if board["watchdog_s"] else None
+        indicator = self.indicator
+
+        def beat(now):
+            if wdt is not None:
+                wdt.feed()
+            indicator.tick(now)
+        self.clock = SystemClock(beat)
         self.board = board
         self.uart = EspUart(board)
         self.rand = random.random
@@ -57,7 +70,11 @@ class EspPorts:
         self.console_read = StdinReader()
         # safe mode: the board's button (to ground, pulled up) held at power-on
         pin = board["button_pin"]
-        self.button_held = pin is not None and machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
+        held = pin is not None and machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
+        self.safe_mode_asked = "the button was held at power-on" if held else None
+        # a power-on is not a crash; a reset by the watchdog, a panic or the agent is
+        self.start_counts = machine.reset_cause() != machine.PWRON_RESET
+        self.board_file = None
 
     def reboot(self):
         machine.reset()
@@ -83,7 +100,7 @@ class EspPorts:
             while not w.isconnected():
                 if time.ticks_diff(end, time.ticks_ms()) <= 0:
                     raise NetworkDown("Wi-Fi join timed out (status %d)" % w.status())
-                time.sleep_ms(200)
+                self.clock.sleep_ms(200)
         if not self._clock_set:
             import ntptime
             try:

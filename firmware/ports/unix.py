@@ -10,6 +10,7 @@ import socket
 import time
 
 from firmware.clock import SystemClock
+from firmware.indicator import Indicator
 from firmware.ports.netsock import Connector
 from firmware.ports.stdin_console import StdinReader
 from firmware.store import Flash
@@ -126,20 +127,32 @@ def open_uart(address, baudrate, pace=False):
     raise ValueError("printer address must be tcp://HOST:PORT or a device path, not %s" % address)
 
 
+def owner_only(path):
+    """chmod 600: MicroPython's unix port has no os.chmod or umask."""
+    if os.system("chmod 600 '%s'" % path.replace("'", "'\\''")) != 0:
+        raise OSError("cannot make %s private" % path)
+
+
 REBOOT_EXIT = 3  # "reboot" on a host: exit with this code for the supervisor to restart
 
 
 class HostPorts:
-    def __init__(self, flash_dir, board, printer, safe_mode=False, board_in_flash=True):
-        self.flash = Flash(flash_dir)
-        self.clock = SystemClock()
+    def __init__(self, flash_dir, board, printer, safe_mode=False, board_file=None, watchdog_s=0):
+        self.flash = Flash(flash_dir, owner_only)
+        self.indicator = Indicator()  # no LED on a host: the console's status names the pattern
+        watchdog = None
+        if watchdog_s:
+            from firmware.ports.unix_watchdog import FakeWatchdog
+            watchdog = FakeWatchdog(watchdog_s * 1000)
+        self.clock = SystemClock(watchdog and (lambda now: watchdog.feed()))
         self.board = board
         # XON/XOFF only works at a serial line's pace; port 9100 has none to keep.
         self.uart = open_uart(printer, board["baudrate"], board["flow_control"] == "xonxoff")
         self.rand = random.random
         self.console_read = StdinReader()
-        self.button_held = safe_mode  # --safe-mode stands in for the board's button
-        self.board_in_flash = board_in_flash  # no --board: DIR/board.json, as on the device
+        self.safe_mode_asked = "--safe-mode was given" if safe_mode else None  # the board's button
+        self.board_file = board_file  # --board FILE; None: DIR/board.json, as on the device
+        self.start_counts = True  # every start counts towards safe mode until it gets to work
 
     def reboot(self):
         raise SystemExit(REBOOT_EXIT)

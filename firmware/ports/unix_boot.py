@@ -5,8 +5,15 @@ import os
 
 from firmware.ports.unix import HostPorts
 
-USAGE = ("usage: micropython main.py [--flash DIR] [--board FILE] "
-         "[--printer tcp://HOST:PORT | DEVICE] [--safe-mode]")
+USAGE = """usage: micropython main.py [--flash DIR] [--board FILE] [--printer ADDRESS]
+                          [--safe-mode] [--watchdog SECONDS]
+  --flash DIR        what the board's flash holds (settings.json, ca.der, ...); default ./flash
+  --board FILE       the board config; default DIR/board.json
+  --printer ADDRESS  tcp://HOST:PORT (raw port 9100) or a device path (/dev/ttyUSB0, /dev/usb/lp0);
+                     default: the board config's host_printer
+  --safe-mode        start the console only, as with the board's button held at power-on
+  --watchdog S       end the process when the agent shows no sign of life for S seconds
+Type console commands (help) on standard input. Stop with Ctrl-C or SIGINT."""
 
 
 class UsageError(Exception):
@@ -14,18 +21,23 @@ class UsageError(Exception):
 
 
 def parse_args(argv):
-    opts = {"flash": "flash", "board": None, "printer": None, "safe-mode": False}
+    opts = {"flash": "flash", "board": None, "printer": None, "safe-mode": False, "watchdog": "0"}
     i = 0
     while i < len(argv):
         name = argv[i]
+        if name in ("--help", "-h"):
+            print(USAGE)
+            raise SystemExit(0)
         if name == "--safe-mode":  # as if the board's button were held at power-on
             opts["safe-mode"] = True
             i += 1
-        elif name in ("--flash", "--board", "--printer") and i + 1 < len(argv):
+        elif name in ("--flash", "--board", "--printer", "--watchdog") and i + 1 < len(argv):
             opts[name[2:]] = argv[i + 1]
             i += 2
         else:
-            raise UsageError("unknown argument %s\n%s" % (name, USAGE))
+            raise UsageError("unknown argument %s (micropython main.py --help)" % name)
+    if not opts["watchdog"].isdigit():
+        raise UsageError("--watchdog takes whole seconds")
     return opts
 
 
@@ -54,4 +66,4 @@ def build(argv, check_board):
     if not printer:
         raise UsageError("no printer: pass --printer or set host_printer in the board config")
     return HostPorts(opts["flash"], board, printer, opts["safe-mode"],
-                     opts["board"] in (None, in_flash))
+                     None if opts["board"] in (None, in_flash) else opts["board"], int(opts["watchdog"]))

@@ -15,6 +15,7 @@ XOFF = 0x13
 REPLY_MAX = 512
 DRAIN_POLL_MS = 200
 PROBE_MS = 1000  # a write blocked this long asks the printer's unsolicited status why
+BREATHE_MS = 100  # a long write on a slow line still lets the console in this often
 
 
 class PrinterError(Exception):
@@ -83,6 +84,7 @@ class MarkCounter:
 
 class Driver:
     language = None  # type: str
+    default_name = None  # type: str  # the printer's name when the settings give none
     content_type = None  # type: str
     page_mark = None  # type: bytes  # the bytes that mark one printed page (label end, cut)
 
@@ -103,6 +105,11 @@ class Driver:
         self.reply = bytearray()  # reply bytes, with flow control and unsolicited status taken out
         self._marks = MarkCounter(self.page_mark)
         self.pages = 0
+
+    @property
+    def confirms_completion(self):
+        """The printer says when it has printed everything (not just taken the bytes)."""
+        return True
 
     # ---- the receive stream
     def poll_rx(self):
@@ -137,6 +144,7 @@ class Driver:
         clock = self._clock
         last = clock.ticks_ms()
         stopped = None  # the state reported to the watcher while the printer takes nothing
+        breathed = last
         while off < total:
             if self._xonxoff:
                 self.poll_rx()
@@ -150,6 +158,9 @@ class Driver:
             if n:
                 off += n
                 last = now
+                if clock.ticks_diff(now, breathed) >= BREATHE_MS:
+                    breathed = now
+                    clock.breathe()
                 if stopped is not None:
                     stopped = None
                     self.watcher.resumed()
@@ -177,12 +188,12 @@ class Driver:
             elif self._xoff or idle > PROBE_MS:
                 clock.sleep_ms(1)
 
-    def _query(self, request, done):
+    def _query(self, request, done, timeout_ms=0):
         """Send request; the reply once done(reply) says it is complete, None on timeout."""
         self.poll_rx()
         self.reply = bytearray()
         self.write(request)
-        end = self._clock.ticks_add(self._clock.ticks_ms(), self._status_timeout_ms)
+        end = self._clock.ticks_add(self._clock.ticks_ms(), timeout_ms or self._status_timeout_ms)
         while self._clock.ticks_diff(end, self._clock.ticks_ms()) > 0:
             self.poll_rx()
             if done(self.reply):

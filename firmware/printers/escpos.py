@@ -1,5 +1,8 @@
 # Epson ESC/POS: no job framing; DLE EOT n real-time status; GS V cuts count as pages;
 # GS r n, answered only once everything before it is processed, marks the end of a job.
+# Many printers and modules answer DLE EOT but not GS r: the driver asks once, while the
+# printer is ready and idle, and on those a job ends once every byte was taken and the
+# status shows no error ("sent, not confirmed").
 # The receive stream mixes DLE EOT replies (0xx1xx10), automatic status back messages
 # (4 bytes, the first 0xx1xx00) and GS r replies (0xx0xxxx) (reference §2.3).
 from firmware.printers import base
@@ -8,6 +11,8 @@ INIT = b"\x1b@"
 STATUS_BACK = b"\x1da\x0e"  # GS a: send status on online/offline, error and paper changes
 DLE_EOT = b"\x10\x04"
 PAPER_SENSOR = b"\x1dr\x01"
+GS_R = "gs_r"  # completion confirmed by a GS r reply
+DLE_EOT_ONLY = "dle_eot"  # completion from the status alone: sent, not confirmed
 
 
 def _is_status(b):
@@ -71,13 +76,15 @@ def _qr(data):
 class EscPosDriver(base.Driver):
     language = "escpos"
     content_type = "application/x-escpos"
+    default_name = "Receipt printer"
     page_mark = b"\x1dV"
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
-                 flow_window=64, fault_wait_ms=3600000, status_back=False):
+                 flow_window=64, fault_wait_ms=3600000, status_back=False, completion="auto"):
         base.Driver.__init__(self, uart, clock, stall_ms, status_timeout_ms, xonxoff, flow_window,
                              fault_wait_ms)
         self._status_back = status_back
+        self.completion = None if completion == "auto" else completion  # None: not learned yet
         self._asb_left = 0
         self._asb_seen = False
         self.asb = bytearray(4)  # the last automatic status back message
@@ -115,12 +122,27 @@ class EscPosDriver(base.Driver):
         printer = self._ask(1)
         if printer is None:
             return base.NOT_ANSWERING
-        return state_from(printer, self._ask(2) if printer & 0x08 else 0)
+        state = state_from(printer, self._ask(2) if printer & 0x08 else 0)
+        if state == base.READY and self.completion is None:
+            self._learn_completion()
+        return state
+
+    def _learn_completion(self):
+        """Does this printer answer GS r? Asked while it is ready (GS r waits behind
+        anything still printing, so the wait is longer than a status reply's)."""
+        answered = self._query(PAPER_SENSOR, _has_marker, self._status_timeout_ms * 3) is not None
+        self.completion = GS_R if answered else DLE_EOT_ONLY
+
+    @property
+    def confirms_completion(self):
+        return self.completion != DLE_EOT_ONLY
 
     def progress(self):
         state = self.status()
         if state != base.READY:
             return state, None
+        if self.completion == DLE_EOT_ONLY:
+            return state, 0  # every byte was taken and the status shows no error
         # A GS r reply proves everything sent before it has been processed.
         return state, 0 if self._query(PAPER_SENSOR, _has_marker) is not None else 1
 

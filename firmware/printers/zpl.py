@@ -37,6 +37,7 @@ def parse_host_status(reply):
 class ZplDriver(base.Driver):
     language = "zpl"
     content_type = "application/x-zpl"
+    default_name = "Label printer"
     page_mark = b"^XZ"
 
     def end_job(self, complete):

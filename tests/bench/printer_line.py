@@ -67,7 +67,8 @@ class Bench:
             agent = Agent(self.flash, sim.address, board=board, tree=self.tree)
             try:
                 job = self.owner.submit(self.printer_id, payload, "application/x-zpl", "bench")
-                done = wait_job(self.owner, job["id"], 900, agent=agent)
+                done = wait_job(self.owner, job["id"], deadline_s(payload, sim_options.get("baud")),
+                                agent=agent)
             finally:
                 agent.stop()
             p = sim.printer
@@ -91,7 +92,7 @@ class Bench:
             agent = Agent(self.flash, "tcp://127.0.0.1:%d" % port, board=board, tree=self.tree)
             try:
                 job = self.owner.submit(self.printer_id, payload, "application/x-zpl", "bench")
-                done = wait_job(self.owner, job["id"], 900, agent=agent)
+                done = wait_job(self.owner, job["id"], deadline_s(payload, baud), agent=agent)
             finally:
                 agent.stop()
             with socket.create_connection(("127.0.0.1", control), 5) as c:
@@ -104,6 +105,12 @@ class Bench:
 
     def close(self):
         self.svc.stop()
+
+
+def deadline_s(payload, baud):
+    """Three times the job's line time, and a minute for the rest: a step that takes
+    longer has failed, and says so."""
+    return 60 + 3 * len(payload) * 10 // (baud or 115200)
 
 
 def free_port():

@@ -103,7 +103,7 @@ def _gone(proc):
 
 @pytest.fixture
 def broker(tmp_path):
-    """A real mosquitto on loopback (Debian's package; tools/setup.sh installs it)."""
+    """A real mosquitto on loopback (Debian's package; tools/test_packages.sh installs it)."""
     proc, port = start_mosquitto(tmp_path)
     yield "127.0.0.1", port
     proc.terminate()

@@ -75,7 +75,9 @@ def test_escpos_receipt_on_a_serial_device_path(tmp_path, service, owner, escpos
     code = claim(agent, owner)
     ticket = escpos_printer.printer.data()
     assert ticket.startswith(b"\x1b@") and b"Code: " + code.encode() in ticket
-    assert b"\x1d(k" in ticket and ticket.endswith(b"\x1dVB\x00")  # a QR symbol, then a cut
+    assert b"\x1d(k" in ticket and b"\x1dVB\x00" in ticket  # a QR symbol, then a cut
+    # after the cut, nothing but (once) the driver asking whether the printer answers GS r
+    assert ticket[ticket.rindex(b"\x1dVB\x00") + 4:] in (b"", b"\x1dr\x01")
     printer_id = owner.printers()[0]["id"]
     receipt = b"\x1b@Coffee  2.50\nTotal   2.50\n\n\n\x1dVB\x00"
     job = owner.submit(printer_id, receipt, "application/x-escpos", "receipt")

@@ -21,11 +21,17 @@ def test_deploy_then_provision_from_zero_to_a_printed_job(tmp_path, service, own
     assert deploy.main(["--port", "/dev/null", "--board", "board_configs/host-zpl.json", "--dry-run"],
                        say=out.append) == 0
     assert "dry run: nothing copied" in out and os.listdir(flash) == []
+    os.makedirs(os.path.join(flash, "firmware", "ports"))
+    for stale in ("firmware/retired.mpy", "firmware/ports/retired.py"):  # an older deploy's
+        open(os.path.join(flash, stale), "w").close()
     with SerialDevice(flash, repl=True) as repl:
         assert deploy.main(["--port", repl.port, "--board", "board_configs/host-zpl.json",
                             "--resume", "--no-reset"], say=out.append) == 0
     assert sorted(os.listdir(flash)) == ["board.json", "boot.py", "firmware", "main.py"]
     assert os.path.exists(os.path.join(flash, "firmware", "app.mpy"))
+    assert not os.path.exists(os.path.join(flash, "firmware", "retired.mpy"))
+    assert not os.path.exists(os.path.join(flash, "firmware", "ports", "retired.py"))
+    assert not os.path.exists(os.path.join(flash, "firmware", "ports", "esp32.mpy"))
     # the deployed tree runs, with the deployed board.json: nothing else on the command line
     with SerialDevice(flash, printer=zpl_printer.address, tree=flash) as dev:
         said = []
@@ -82,6 +88,42 @@ def test_deploy_refuses_a_bad_board_config(tmp_path, capsys):
 @pytest.mark.parametrize("board", sorted(os.listdir("board_configs")))
 def test_every_board_config_deploys_in_a_dry_run(board):
     out = []
-    assert deploy.main(["--port", "/dev/null", "--board", "board_configs/" + board, "--dry-run"],
-                       say=out.append) == 0
+    assert deploy.main(["--board", "board_configs/" + board, "--dry-run"], say=out.append) == 0
     assert out[-1] == "dry run: nothing copied" and any("board.json" in line for line in out)
+    host = board.startswith("host-")
+    assert any("ports/unix.mpy" in line for line in out) == host
+    assert any("ports/esp32.mpy" in line for line in out) != host
+
+
+def test_deploy_needs_a_port_unless_it_is_a_dry_run(capsys):
+    with pytest.raises(SystemExit):
+        deploy.main(["--board", "board_configs/esp32-c3.json"])
+    assert "--port is needed" in capsys.readouterr().err
+
+
+def test_the_tools_fail_in_one_line_without_a_traceback(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m"] + list(args), capture_output=True, text=True,
+                              timeout=60, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=os.getcwd()))
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+        return proc
+    busy = socket.create_server(("127.0.0.1", 0))
+    port = str(busy.getsockname()[1])
+    try:
+        p = run("tools.printersim", "--language", "zpl", "--port", port, "--record", str(tmp_path / "r"))
+        assert p.returncode != 0 and "Address already in use (ports %s" % port in p.stderr
+        p = run("tools.cloudsim", "--data", str(tmp_path / "d"), "--http-port", "0", "--https-port", port)
+        assert p.returncode != 0 and "HTTPS port %s on 127.0.0.1" % port in p.stderr
+        assert "--https-port" in p.stderr
+    finally:
+        busy.close()
+    p = run("tools.cloudsim.client", "--key-file", str(tmp_path / "missing.key"), "printers")
+    assert p.returncode == 1 and "missing.key: No such file or directory" in p.stderr
+    p = run("tools.cloudsim.client", "--key", "k", "submit", "P", str(tmp_path / "label.zpl"))
+    assert p.returncode == 1 and "label.zpl: No such file or directory" in p.stderr
+    p = run("tools.printersim.preview")
+    assert p.returncode == 2 and "record_dir" in p.stderr

@@ -159,3 +159,23 @@ def test_keepalive_holds_through_a_long_slow_job(tmp_path, pushed, agents, devic
         assert wait_job(owner, job["id"], 300, agent=agent)["semanticState"]["state"]["type"] == "DONE"
         assert time.monotonic() - t0 > 180  # it really was a 3-minute job
         assert "connection lost" not in agent.output and agent.output.count("push: subscribed") == 1
+
+
+def test_the_console_answers_within_2_s_while_push_is_connected_idle_and_mid_job(
+        tmp_path, pushed, agents, device_tree):
+    from tests.system.test_console import answer
+    from tools.hostrun import zpl_labels
+    from tools.printersim.server import PrinterSim
+    with PrinterSim("zpl", str(tmp_path / "slow"), baud=9600, buffer_size=4096) as sim:
+        svc, owner, pid, agent, flash = subscribed_agent(tmp_path, pushed, sim, agents, device_tree)
+        time.sleep(1)  # into the idle wait on the broker
+        assert answer(agent, "status", r"push: +connected", timeout=2) < 2
+        payload, _ = zpl_labels(12 * 1024)  # about 12 s at 9600 baud
+        job = owner.submit(pid, payload, "application/x-zpl", "slow")
+        agent.wait_line(r"printer state: ready \(printing\)", 15)
+        for _ in range(3):
+            assert answer(agent, "status", r"printer: +ready \(printing\)", timeout=2) < 2
+            time.sleep(0.5)
+        assert owner.job(job["id"])["semanticState"]["state"]["type"] == "IN_PROGRESS"
+        assert wait_job(owner, job["id"], 60, agent=agent)["semanticState"]["state"]["type"] == "DONE"
+        assert answer(agent, "status", r"last job: +\S+ DONE", timeout=2) < 2

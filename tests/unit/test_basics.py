@@ -89,6 +89,19 @@ def test_log_keeps_a_bounded_number_of_secrets():
     assert len(log._secrets) == 8 and "secret-19" in log._secrets
 
 
+def test_settings_secrets_stay_masked_however_often_the_agent_registers_anew():
+    lines = []
+    log = Log(lines.append)
+    log.add_secret("client-secret-xyz", True)
+    log.add_secret("wifi-password-xyz", True)
+    for n in range(10):  # each registration: a code, a refresh, an access token, a broker credential
+        for kind in ("code", "refresh", "access", "broker"):
+            log.add_secret("%s-%d-secret" % (kind, n))
+    log.info("client-secret-xyz wifi-password-xyz code-9-secret refresh-9-secret access-9-secret "
+             "broker-9-secret")
+    assert lines[-1] == "[info] *** *** *** *** *** ***"
+
+
 def test_backoff_grows_jittered_and_capped():
     b = Backoff(lambda: 0.5, start_ms=500, factor=1.5, cap_ms=2000)
     assert [b.next_ms() for _ in range(6)] == [500, 750, 1125, 1687, 2000, 2000]
@@ -124,3 +137,40 @@ def test_a_power_cut_mid_write_leaves_the_old_file(tmp_path, monkeypatch, cut_at
     assert flash.read_json("credentials.json") == {"refresh_token": "old"}
     flash.write_json("credentials.json", {"refresh_token": "new"})  # the leftover is overwritten
     assert flash.read_json("credentials.json") == {"refresh_token": "new"}
+
+
+def test_the_led_blinks_each_pattern_and_switches_the_pin_only_on_change():
+    from firmware.indicator import Indicator, SLOT_MS
+    pin = []
+    led = Indicator(pin.append)
+    led.show("claim")
+    for slot in range(16):
+        led.tick(slot * SLOT_MS + 10)
+    assert pin == [1, 0, 1, 0]  # slow blink: 1 s on, 1 s off, twice
+    del pin[:]
+    led.show("attention")
+    for slot in range(8):
+        led.tick(slot * SLOT_MS)
+    assert pin == [1, 0, 1, 0]  # double blink in one 2 s cycle
+    Indicator().tick(0)  # no LED: nothing to drive
+
+
+def test_every_wait_beats_at_least_every_beat_interval(monkeypatch):
+    from firmware import clock as C
+    beats = []
+    t = [0]
+    monkeypatch.setattr(C.time, "ticks_ms", lambda: t[0], raising=False)
+    monkeypatch.setattr(C.time, "ticks_add", lambda a, b: a + b, raising=False)
+    monkeypatch.setattr(C.time, "ticks_diff", lambda a, b: a - b, raising=False)
+
+    def sleep_ms(ms):
+        t[0] += ms
+    monkeypatch.setattr(C.time, "sleep_ms", sleep_ms, raising=False)
+    c = C.SystemClock(beats.append)
+    c.sleep_ms(2000)
+    assert len(beats) >= 2000 // C.BEAT_MS and max(b - a for a, b in zip(beats, beats[1:])) <= C.BEAT_MS
+    c.idle = lambda ms: sleep_ms(ms)  # the console waits on its port
+    n = len(beats)
+    c.sleep_ms(1000)
+    c.breathe()
+    assert len(beats) - n >= 1000 // C.BEAT_MS + 1

@@ -43,7 +43,7 @@ class StubDriver:
 
 class StubAgent:
     """What console_commands reads of app.Agent."""
-    board_in_flash = True
+    board_file = None
     state = "registered"
     notifier = None
     monitor = None
@@ -54,6 +54,8 @@ class StubAgent:
         self.ports = StubPorts()
         self.runner = StubRunner()
         self.driver = StubDriver()
+        from firmware.indicator import Indicator
+        self.indicator = Indicator()
 
 
 @pytest.fixture
@@ -183,3 +185,27 @@ def test_status_and_register_say_where_the_agent_is(con):
     assert con.say("register") == ["already registered as p-1; type unregister yes first"]
     con.agent.creds = None
     assert con.say("unregister yes") == ["not registered: nothing to forget"]
+
+
+def test_show_reads_the_board_the_agent_runs_with_when_it_came_from_board(con, tmp_path):
+    board = tmp_path / "elsewhere.json"
+    board.write_text(json.dumps({"board": "dock-3", "printer_language": "escpos"}))
+    con.agent.board_file = str(board)
+    out = con.say("show")
+    assert "[board: %s, from --board]" % board in out
+    assert "  board = dock-3" in out and "  printer_language = escpos" in out
+
+
+def test_status_of_an_unregistered_agent_with_push_says_not_registered_yet(con):
+    class Notifier:
+        connected = False
+    con.agent.notifier = Notifier()
+    con.agent.creds = None
+    assert "push:         not registered yet" in con.say("status")
+    con.agent.creds = {"printer_id": "p-1"}
+    assert "push:         broker unreachable (polling)" in con.say("status")
+
+
+def test_the_resident_command_names_are_exactly_the_commands():
+    from firmware import console, console_commands
+    assert sorted(console.NAMES) == sorted(console_commands.COMMANDS)

@@ -217,3 +217,56 @@ def test_a_silent_server_times_out_and_no_wait_outlasts_the_deadline():
     with pytest.raises(H.HttpError, match="deadline passed"):
         read_body(resp)
     assert conn.waits == [100]  # never waits past the deadline
+
+
+def test_chunked_reply_reads_whole_into_a_bytearray_and_with_read_all():
+    body = b'{"success": true, "printers": [{"id": "p1"}]}' * 7
+    resp = client(FakeConn(http_reply(200, body, chunked=True), chunk=3)).request("GET", "http://h/x")
+    assert bytes(resp.read_all(4096)) == body
+    resp = client(FakeConn(http_reply(200, body, chunked=True))).request("GET", "http://h/x")
+    out, buf = bytearray(), bytearray(64)  # a plain bytearray, larger than every chunk
+    while True:
+        n = resp.readinto(buf)
+        if not n:
+            break
+        out += buf[:n]
+    assert bytes(out) == body
+
+
+@pytest.mark.parametrize("size_line", [b"-3", b"0x3", b"1_0", b"+3", b" 3", b"3 3", b"", b"g",
+                                       b"123456789", "３".encode()])
+def test_chunk_sizes_outside_rfc_9112_are_errors(size_line):
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size_line
+           + b"\r\nabc\r\n0\r\n\r\n")
+    resp = client(FakeConn(raw)).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="chunk size"):
+        resp.read_all(4096)
+
+
+def test_chunk_extensions_are_allowed_and_framing_never_reaches_the_body():
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3;name=value\r\nabc\r\nA \t; x\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    resp = client(FakeConn(raw, chunk=2)).request("GET", "http://h/x")
+    assert bytes(resp.read_all(100)) == b"abc0123456789"
+    bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"
+    resp = client(FakeConn(bad)).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="framing"):
+        resp.read_all(100)
+
+
+def test_endless_trailers_are_an_error_not_a_kept_connection():
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+           + b"X-T: 1\r\n" * (H.MAX_HEADERS + 1) + b"\r\n")
+    resp = client(FakeConn(raw)).request("GET", "http://h/x")
+    with pytest.raises(H.HttpError, match="trailer"):
+        resp.read_all(100)
+
+
+def test_a_header_name_that_is_not_utf8_is_an_http_error_not_a_tls_rejection():
+    raw = b"HTTP/1.1 200 OK\r\nX-\xff\xfe: 1\r\nContent-Length: 2\r\n\r\nok"
+    resp = client(FakeConn(raw)).request("GET", "https://h/x")
+    assert bytes(resp.read_all(10)) == b"ok"  # a header we do not keep is not decoded
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/\xff\r\nContent-Length: 2\r\n\r\nok"
+    with pytest.raises(H.HttpError) as err:
+        client(FakeConn(raw)).request("GET", "https://h/x")
+    assert not isinstance(err.value, H.TlsRejected)

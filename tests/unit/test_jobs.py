@@ -204,7 +204,9 @@ def test_monitor_sends_the_cds_only_on_change():
         def update(self, printer_id, fields):
             self.calls.append((printer_id, fields))
     api = UpdApi()
-    m = RealMonitor(api, ListLog())
+    from firmware.indicator import Indicator
+    led = Indicator()
+    m = RealMonitor(api, ListLog(), ZplDriver(FakeUart(), FakeClock()), led)
     m.printer_id = "p1"
     for state, printing in [("ready", False), ("ready", False), ("paper_out", False),
                             ("paper_out", False), ("ready", True)]:
@@ -213,6 +215,9 @@ def test_monitor_sends_the_cds_only_on_change():
     sent = [json.loads(f[0][1])["printer"] for _, f in api.calls]
     assert [p["state"] for p in sent] == ["IDLE", "STOPPED", "PROCESSING"]
     assert sent[1]["input_tray_state"] == {"item": [{"vendor_id": "roll", "state": "EMPTY"}]}
+    assert led.pattern == "printing"
+    m.report("paper_out")
+    assert led.pattern == "attention"
     assert cds("head_open", False)["printer"]["cover_state"]["item"][0]["state"] == "OPEN"
     assert cds("not_answering", False)["printer"]["vendor_state"]["item"][0]["description"] == \
         "Printer not responding"

@@ -26,3 +26,101 @@ def test_broker_urls():
     assert config.validate(config.SETTINGS, dict(base, mqtt_url="mqtts://b:8883"), "s")["safety_poll_s"] == 300
     with pytest.raises(config.ConfigError, match="mqtt_url: not an mqtt:// or mqtts:// URL"):
         config.validate(config.SETTINGS, dict(base, mqtt_url="tcp://b"), "s")
+
+
+import pytest
+
+from tests.fakes import FakeClock
+
+
+class BrokerConn:
+    """The broker's side, scripted: bytes to deliver, or None for "nothing came within
+    the wait" (the clock moves by the wait). Counts how often the idle work ran."""
+
+    def __init__(self, clock, steps):
+        self.clock = clock
+        self.steps = list(steps)
+        self.written = bytearray()
+
+    def write(self, data, ms=None):
+        self.written += bytes(data)
+        return len(data)
+
+    def readinto(self, mv, ms=None):
+        if not self.steps:
+            self.clock.advance(ms or 0)
+            return None
+        head = self.steps[0]
+        if head is None:
+            self.steps.pop(0)
+            self.clock.advance(ms or 0)
+            return None
+        n = min(len(mv), len(head))
+        mv[:n] = head[:n]
+        self.steps[0] = head[n:]
+        if not self.steps[0]:
+            self.steps.pop(0)
+        return n
+
+    def close(self):
+        pass
+
+
+class BreathCounter(FakeClock):
+    breaths = 0
+
+    def breathe(self):
+        self.breaths += 1
+
+
+def publish(topic, payload, qos=1, pid=b"\x00\x07"):
+    t = bytes((len(topic) >> 8, len(topic) & 0xFF)) + topic
+    body = t + (pid if qos else b"") + payload
+    return bytes((0x30 | (qos << 1),)) + mqtt._remaining_length(len(body)) + body
+
+
+def client(steps, clock=None):
+    clock = clock or BreathCounter()
+    conn = BrokerConn(clock, steps)
+    m = mqtt.Mqtt(lambda h, p, t, s: conn, clock, "b", 1883, False, 5000)
+    return m, conn, clock
+
+
+def test_a_delete_hint_that_comes_before_the_suback_is_kept_for_poll():
+    hint = publish(b"cloudprint/printers/p1", b"p1/delete")
+    m, conn, clock = client([b"\x20\x02\x00\x00", hint, b"\x90\x03\x00\x01\x01"])
+    m.connect("p1", "p1", "pw", 60)
+    m.subscribe("cloudprint/printers/p1")
+    assert m.poll(0) == ("cloudprint/printers/p1", b"p1/delete")
+    assert b"\x40\x02\x00\x07" in conn.written  # it was acknowledged
+    assert m.poll(0) is None and not m.missed
+
+
+@pytest.mark.parametrize("packet", [
+    b"\x32\x00",                                   # no topic length at all
+    b"\x32\x01\x00",                               # half a topic length
+    b"\x30\x05\x00\x09abc",                        # topic longer than the packet
+    b"\x32\x05\x00\x03abc",                        # QoS 1 without a packet id
+    b"\x36\x07\x00\x03abc\x00\x01",                # QoS 3
+    b"\x30\x06\x00\x03\xff\xfe\xfdx",              # topic not UTF-8
+])
+def test_a_malformed_publish_is_an_mqtt_error(packet):
+    m, conn, clock = client([b"\x20\x02\x00\x00", packet])
+    m.connect("p1", "p1", "pw", 60)
+    with pytest.raises(mqtt.MqttError):
+        m.poll(1000)
+
+
+def test_a_payload_that_is_not_utf8_is_delivered_as_bytes():
+    m, conn, clock = client([b"\x20\x02\x00\x00", publish(b"t", b"\xff\xfe", qos=0)])
+    m.connect("p1", "p1", "pw", 60)
+    assert m.poll(1000) == ("t", b"\xff\xfe")
+
+
+def test_a_long_wait_serves_the_idle_work_between_slices():
+    m, conn, clock = client([b"\x20\x02\x00\x00"])
+    m.connect("p1", "p1", "pw", 60)
+    start, before = clock.now, clock.breaths
+    assert m.poll(3000) is None
+    assert clock.now - start >= 3000
+    assert clock.breaths - before >= 3000 // mqtt.IO_SLICE_MS - 1

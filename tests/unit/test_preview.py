@@ -42,3 +42,27 @@ def test_render_dir_writes_one_png_per_printed_document(tmp_path):
     p.engine_step()
     paths = preview.render_dir(str(tmp_path))
     assert [path.rsplit("/", 1)[1] for path in paths] == ["0001.png", "0002.png"]
+
+
+def test_a_receipt_line_uses_the_printers_48_columns_and_a_longer_one_wraps():
+    url = "https://print.example.com:8443/cloudprint/claim?token=ABCDEFGHJKLMN"  # 66 characters
+    img = preview.render_escpos(b"\x1b@" + b"x" * 48 + b"\n" + url.encode() + b"\n\x1dVB\x00")
+
+    def ink(row_top):
+        return [x for x in range(img.width) for y in range(row_top, row_top + 24) if dark(img, x, y)]
+    first = ink(20)
+    assert first and max(first) > img.width - preview.CELL and min(first) < preview.CELL  # 48 fit
+    wrapped = ink(20 + 2 * preview.LINE_PITCH)  # the URL's 49th character onwards
+    assert wrapped and max(wrapped) < 20 * preview.CELL
+
+
+def test_preview_command_line_errors_are_one_line(tmp_path, capsys):
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        preview.main(["--help"])
+    assert e.value.code == 0 and "RECORD_DIR" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        preview.main([])
+    assert e.value.code == 2 and "record_dir" in capsys.readouterr().err
+    assert preview.main([str(tmp_path / "nowhere")]) == 2
+    assert "not a printer simulator's --record directory" in capsys.readouterr().err

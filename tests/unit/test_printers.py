@@ -223,3 +223,31 @@ def test_a_silent_blocked_printer_is_a_stall_then_an_error():
     with pytest.raises(base.PrinterStall):
         d.write(b"^XA")
     assert clock.now < 6000
+
+
+def test_escpos_learns_once_whether_the_printer_answers_gs_r():
+    ready = {b"\x10\x04\x01": b"\x12"}
+    plain = EscPosDriver(FakeUart(dict(ready)), FakeClock())
+    assert plain.completion is None and plain.status() == base.READY
+    assert plain.completion == "dle_eot" and not plain.confirms_completion
+    sent = len(plain._uart.sent)
+    assert plain.progress() == (base.READY, 0)  # bytes taken, no error: done, unconfirmed
+    assert plain._uart.sent.count(b"\x1dr\x01") == 1 and len(plain._uart.sent) == sent + 3  # only DLE EOT 1
+    epson = EscPosDriver(FakeUart({**ready, b"\x1dr\x01": b"\x00"}), FakeClock())
+    epson.status()
+    assert epson.completion == "gs_r" and epson.confirms_completion
+    assert epson.progress() == (base.READY, 0)
+    # not learned while the printer is offline: GS r gets no answer then on any printer
+    offline = EscPosDriver(FakeUart({b"\x10\x04\x01": b"\x1a", b"\x10\x04\x02": b"\x32"}), FakeClock())
+    assert offline.status() == base.PAPER_OUT and offline.completion is None
+    forced = EscPosDriver(FakeUart(dict(ready)), FakeClock(), completion="dle_eot")
+    forced.status()
+    assert b"\x1dr" not in forced._uart.sent and forced.progress() == (base.READY, 0)
+
+
+def test_the_cds_says_when_completion_is_not_confirmed():
+    from firmware.monitor import cds
+    assert "vendor_state" not in cds(base.READY, False)["printer"]
+    items = cds(base.PAUSED, False, confirmed=False)["printer"]["vendor_state"]["item"]
+    assert [i["description"] for i in items][0] == "Paused"
+    assert "sent, not confirmed" in items[1]["description"]

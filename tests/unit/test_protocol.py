@@ -46,9 +46,19 @@ def test_fetch_sends_bearer_and_proxy_and_parses_jobs():
     assert parse_qs(body.decode()) == {"printerid": ["p1"]}
 
 
-def test_fetch_413_means_no_jobs():
+def test_fetch_413_is_left_to_the_caller_it_also_means_no_such_printer():
     cp, _ = api(jreply({"success": False, "errorCode": "413", "message": "No print job"}))
-    assert cp.fetch("p1") == []
+    with pytest.raises(CP.ApiError) as e:
+        cp.fetch("p1")
+    assert e.value.code == CP.ERR_NO_JOBS
+
+
+def test_printer_exists_reads_only_the_envelope_of_printer():
+    c = jreply({"success": True, "printers": [{"id": "p1", "capabilities": {"x": [1] * 50}}]})
+    cp, _ = api(c, jreply({"success": False, "errorCode": 1001, "message": "Unknown printer."}))
+    assert cp.printer_exists("p1") is True
+    assert parse_qs(sent(c)[1].decode()) == {"printerid": ["p1"]}
+    assert cp.printer_exists("p1") is False
 
 
 def test_403_refreshes_once_then_retries():

@@ -43,8 +43,7 @@ def main(argv=None):
                       broker_port=args.broker_port if embedded else None,
                       broker_tls_port=args.broker_tls_port if embedded else None)
     except (OSError, RuntimeError, ValueError) as e:
-        hint = " (another --broker-port, or --mqtt URL for a broker you run)" if embedded else ""
-        raise SystemExit("cloudsim: cannot start: %s%s" % (e, hint))
+        raise SystemExit("cloudsim: cannot start: %s" % e)
     svc.start()
     print("cloudsim: %s/cloudprint and %s/cloudprint" % (svc.http_url, svc.https_url), flush=True)
     print("cloudsim: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)

@@ -105,13 +105,13 @@ def main(argv=None):
     p.add_argument("--printer")
     args = ap.parse_args(argv)
     key = args.key
-    if args.key_file:
-        with open(args.key_file) as f:
-            key = f.read().strip()
-    if not key:
-        ap.error("an API key is needed: --key, --key-file or CLOUDSIM_KEY")
-    c = Client(args.url, key, args.ca)
     try:
+        if args.key_file:
+            with open(args.key_file) as f:
+                key = f.read().strip()
+        if not key:
+            ap.error("an API key is needed: --key, --key-file or CLOUDSIM_KEY")
+        c = Client(args.url, key, args.ca)
         if args.cmd == "printers":
             for p in c.printers():
                 print("%s  %-24s %s" % (p["id"], p["name"], p["ownerId"]))
@@ -131,6 +131,9 @@ def main(argv=None):
                       st.get("pages_printed", 0), j["title"], cause[0] if cause else ""))
     except ClientError as e:
         print("error: %s" % e, file=sys.stderr)
+        return 1
+    except OSError as e:  # a missing file, key file or CA: one line, no traceback
+        print("error: %s: %s" % (e.filename or "", e.strerror or e), file=sys.stderr)
         return 1
     return 0
 

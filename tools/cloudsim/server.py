@@ -173,8 +173,8 @@ class Service:
         self.owner_key = self.store.ensure_user(OWNER)
         _write_private(os.path.join(data_dir, "owner.key"), self.owner_key + "\n")
         self.certs = certs.ensure(data_dir)
-        self._http = _Server((host, http_port), Handler)
-        self._https = _Server((host, https_port), Handler)
+        self._http = _listen("HTTP", host, http_port)
+        self._https = _listen("HTTPS", host, https_port)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.certs["cert"], self.certs["key"])
         self._https.ssl_context = ctx
@@ -186,6 +186,9 @@ class Service:
             from tools.cloudsim.broker import EmbeddedBroker  # amqtt loads only when used
             mqtt_user, mqtt_password, mqtt_dynsec = "cloudsim-push", new_secret(24), False
             broker_port = broker_port or _free_port(host)
+            for what, port in (("broker", broker_port), ("broker TLS", broker_tls_port)):
+                if port:
+                    _listen(what, host, port).server_close()  # amqtt's own error names no port
             self.broker = EmbeddedBroker(
                 os.path.join(data_dir, "cloudsim.db"), mqtt_user, mqtt_password, host, broker_port,
                 broker_tls_port, self.certs["cert"], self.certs["key"]).start()
@@ -255,6 +258,20 @@ class Service:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class ListenError(OSError):
+    pass
+
+
+def _listen(what, host, port):
+    try:
+        return _Server((host, port), Handler)
+    except OSError as e:
+        hint = {"HTTP": "--http-port", "HTTPS": "--https-port", "broker": "--broker-port (or --mqtt URL "
+                "for a broker you run)", "broker TLS": "--broker-tls-port"}[what]
+        raise ListenError("%s port %d on %s: %s; choose another with %s"
+                          % (what, port, host, e.strerror or e, hint))
 
 
 def _free_port(host):

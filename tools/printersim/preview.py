@@ -6,6 +6,7 @@ text, ESC a (alignment), ESC E (bold), GS ( k (QR), GS k (Code 128), GS V (cut).
 Drawing is Pillow's; QR matrices come from segno, Code 128 modules from python-barcode.
 
   python -m tools.printersim.preview RECORD_DIR     # writes printed/NNNN.png for each"""
+import argparse
 import binascii
 import os
 import re
@@ -17,6 +18,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 LABEL_SIZE = (812, 1218)  # 4 x 6 in at 203 dpi
 RECEIPT_WIDTH = 576  # 80 mm paper at 203 dpi
+COLUMNS = 48  # Font A (12 x 24 dots) across those 576 dots; longer lines wrap, as on paper
+CELL = RECEIPT_WIDTH // COLUMNS
+LINE_PITCH = 30  # dots: ESC/POS's default line spacing
 WHITE, BLACK = 255, 0
 
 
@@ -175,13 +179,22 @@ def render_escpos(receipt):
     return _layout(lines)
 
 
+def _text_blocks(align, text):
+    """One block per printed line: COLUMNS characters of CELL dots each, then a wrap."""
+    font = _font(20, mono=True)  # DejaVu Sans Mono at 20 px advances about 12 px (CELL)
+
+    def paint(d, x, y, p):
+        for i, ch in enumerate(p):
+            d.text((x + i * CELL, y), ch, fill=BLACK, font=font)
+    rows = [text[i:i + COLUMNS] for i in range(0, len(text), COLUMNS)] or [""]
+    return [(align, LINE_PITCH, lambda d, x, y, p=row: paint(d, x, y, p), len(row) * CELL) for row in rows]
+
+
 def _layout(lines):
-    font = _font(26, mono=True)
     blocks = []
     for kind, align, payload in lines:
         if kind == "text":
-            blocks.append((align, 34, lambda d, x, y, p=payload: d.text((x, y), p, fill=BLACK, font=font),
-                           int(font.getlength(payload)) if payload else 0))
+            blocks += _text_blocks(align, payload)
         elif kind == "feed":
             blocks.append((align, 10 * min(payload, 10), None, 0))
         elif kind == "qr":
@@ -195,7 +208,7 @@ def _layout(lines):
     draw = ImageDraw.Draw(img)
     y = 20
     for align, h, paint, width in blocks:
-        x = {0: 10, 1: (RECEIPT_WIDTH - width) // 2, 2: RECEIPT_WIDTH - width - 10}.get(align, 10)
+        x = {0: 0, 1: (RECEIPT_WIDTH - width) // 2, 2: RECEIPT_WIDTH - width}.get(align, 0)
         if paint:
             paint(draw, max(0, x), y)
         y += h
@@ -222,6 +235,19 @@ def render_dir(record_dir):
     return out
 
 
-if __name__ == "__main__":
-    for p in render_dir(sys.argv[1]):
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tools.printersim.preview", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("record_dir", help="a simulated printer's --record directory")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(os.path.join(args.record_dir, "printed")):
+        print("preview: %s has no printed/ folder: not a printer simulator's --record directory"
+              % args.record_dir, file=sys.stderr)
+        return 2
+    for p in render_dir(args.record_dir):
         print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -297,8 +297,9 @@ class EscPosPrinter(Printer):
     realtime_prefix = b"\x10"
     realtime = ((b"\x10\x04", 3),)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, gs_r=True, **kwargs):
         Printer.__init__(self, *args, **kwargs)
+        self.gs_r = gs_r  # False: a printer that answers DLE EOT but ignores GS r
         self._receipt = bytearray()
         self._tail = b""  # an unfinished command split across engine steps
         self.asb = 0  # GS a n mask; 0 = automatic status back off
@@ -326,7 +327,8 @@ class EscPosPrinter(Printer):
                 self._receipt = bytearray()
             elif cmd == 0x72:  # GS r n: answered in order, once processed
                 self._receipt += data[pos:gs]
-                self.outbox.append(0x0C if "paper_out" in self.faults else 0x00)
+                if self.gs_r:
+                    self.outbox.append(0x0C if "paper_out" in self.faults else 0x00)
             elif cmd == 0x61:  # GS a n: automatic status back
                 self._receipt += data[pos:gs]
                 self.asb = param
