@@ -315,6 +315,8 @@ def main():
         served = LAST[0].served if LAST[0] is not None else len(data)
         if kind is None and took > SLOW_MS + PER_KB_MS * served // 1024:
             kind = "slow: %d ms for %d bytes" % (took, served)
+        shown = bytes(data[:120])
+        data = LAST[0] = None  # the input itself is not what the parser held on to
         gc.collect()
         heap = gc.mem_alloc()
         if base_heap is None:
@@ -325,7 +327,7 @@ def main():
         if kind is not None:
             failures += 1
             if failures <= 20:
-                print("FAIL %d %s input=%s" % (index, kind, bytes(data[:120])))
+                print("FAIL %d %s input=%s" % (index, kind, shown))
         if index % 5000 == 4999:
             print("progress %d" % (index + 1))
     print("done %s inputs=%d failures=%d slowest_ms=%d heap_after=%d" % (name, count, failures, slowest,

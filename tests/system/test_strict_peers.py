@@ -26,14 +26,19 @@ def creds(flash):
         return json.load(f)
 
 
-def test_the_whole_chain_works_when_every_reply_is_chunked_unevenly(tmp_path, service, owner, proxy,
-                                                                    zpl_printer, agents, device_tree):
+def claimed_through(proxy, tmp_path, service, owner, printer, start, tree):
+    """(agent, printer id, flash) of an agent that registered and was claimed through the proxy."""
     flash = str(tmp_path / "flash")
     provision(flash, service, service_url=proxy.url + "/cloudprint")
-    agent = agents(flash, zpl_printer.address, tree=device_tree)
+    agent = start(flash, printer.address, tree=tree)
     claim(agent, owner)
     wait_for(lambda: os.path.exists(os.path.join(flash, "credentials.json")), 10, "credentials")
-    printer_id = creds(flash)["printer_id"]
+    return agent, creds(flash)["printer_id"], flash
+
+
+def test_the_whole_chain_works_when_every_reply_is_chunked_unevenly(tmp_path, service, owner, proxy,
+                                                                    zpl_printer, agents, device_tree):
+    agent, printer_id, _ = claimed_through(proxy, tmp_path, service, owner, zpl_printer, agents, device_tree)
     job = owner.submit(printer_id, LABEL, "application/x-zpl", "chunked")
     done = wait_job(owner, job["id"], 30, agent=agent)
     assert done["semanticState"]["state"] == {"type": "DONE"} and done["semanticState"]["pages_printed"] == 1
@@ -46,12 +51,8 @@ def test_the_whole_chain_works_when_every_reply_is_chunked_unevenly(tmp_path, se
 
 def test_a_printer_deleted_on_a_gcp_style_service_is_noticed_at_the_next_fetch(
         tmp_path, service, owner, proxy, zpl_printer, agents, device_tree):
-    flash = str(tmp_path / "flash")
-    provision(flash, service, service_url=proxy.url + "/cloudprint")
-    agent = agents(flash, zpl_printer.address, tree=device_tree)
-    claim(agent, owner)
-    wait_for(lambda: os.path.exists(os.path.join(flash, "credentials.json")), 10, "credentials")
-    printer_id = creds(flash)["printer_id"]
+    agent, printer_id, flash = claimed_through(proxy, tmp_path, service, owner, zpl_printer, agents,
+                                               device_tree)
     proxy.gcp_deleted(printer_id)  # its tokens still work; /fetch says only "no jobs" (413)
     agent.wait_line(r"no longer registered \(the service deleted this printer: no jobs, and /printer "
                     r"says unknown", 15)
