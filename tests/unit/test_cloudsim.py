@@ -44,13 +44,19 @@ def register(svc, **extra):
     return call(svc, "/cloudprint/register", fields)[1]
 
 
+def poll(reg, svc, client_id=None):
+    """GET the register reply's polling_url, as the printer does."""
+    url = reg["polling_url"] + urllib.parse.quote(client_id or svc.client["client_id"])
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, json.loads(r.read())
+
+
 def claimed_printer(svc):
     reg = register(svc)
     owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
     owner.claim(reg["registration_token"])
     pid = reg["printers"][0]["id"]
-    code = call(svc, "/cloudprint/getauthcode", {"printerid": pid, "oauth_client_id": svc.client["client_id"]},
-                method="GET")[1]["authorization_code"]
+    code = poll(reg, svc)[1]["authorization_code"]
     status, tok = call(svc, "/oauth2/token", {"grant_type": "authorization_code", "code": code,
                                               "client_id": svc.client["client_id"],
                                               "client_secret": svc.client["client_secret"],
@@ -77,8 +83,7 @@ def test_write_calls_need_the_proxy_header_or_xsrf(svc):
 def test_claim_poll_exchange_refresh_and_revocation(svc):
     reg = register(svc)
     pid = reg["printers"][0]["id"]
-    poll = {"printerid": pid, "oauth_client_id": svc.client["client_id"]}
-    assert call(svc, "/cloudprint/getauthcode", poll, method="GET")[1]["errorCode"] == 502
+    assert poll(reg, svc)[1]["errorCode"] == 502
     pid, tok, owner, code = claimed_printer(svc)
     assert tok["refresh_token"] and tok["expires_in"] > 0
     again = call(svc, "/oauth2/token", {"grant_type": "authorization_code", "code": code,
@@ -218,3 +223,120 @@ def test_simulated_zpl_engine_prints_labels_split_across_steps(tmp_path):
         t += 0.003
         p.engine_step(t)
     assert p.printed == [b"^XA^FDone^FS^XZ", b"^XA^FDtwo^FS^XZ"]
+
+
+def test_claim_codes_have_50_bits_from_an_unambiguous_alphabet_and_read_forgivingly(svc):
+    from tools.cloudsim.store import CODE_ALPHABET
+    codes = {register(svc)["registration_token"] for _ in range(20)}
+    assert len(codes) == 20
+    assert all(len(c) == 10 and set(c) <= set(CODE_ALPHABET) for c in codes)
+    assert not set("ILOU") & set(CODE_ALPHABET) and len(CODE_ALPHABET) == 32  # 5 bits a symbol
+    code = sorted(codes)[0]
+    typed = code.lower().replace("0", "o").replace("1", "l")  # as a person may type it
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    assert owner.claim(typed[:5] + "-" + typed[5:])["success"]
+
+
+def test_only_the_registering_printer_collects_its_code_and_only_once(svc):
+    reg = register(svc)
+    pid = reg["printers"][0]["id"]
+    Client(svc.http_url + "/cloudprint", svc.owner_key).claim(reg["registration_token"])
+    thief = {"printerid": pid, "oauth_client_id": svc.client["client_id"]}  # no secret: a stolen device
+    assert call(svc, "/cloudprint/getauthcode", thief, method="GET")[1]["errorCode"] == 505
+    assert call(svc, "/cloudprint/getauthcode", dict(thief, secret="guess"), method="GET")[1]["errorCode"] == 505
+    token = {"grant_type": "authorization_code", "client_id": svc.client["client_id"],
+             "client_secret": svc.client["client_secret"], "redirect_uri": "oob"}
+    assert call(svc, "/oauth2/token", dict(token, code="4/made-up"))[0] == 400
+    code = poll(reg, svc)[1]["authorization_code"]
+    again = poll(reg, svc)[1]
+    assert again["success"] is False and again["errorCode"] == 505  # handed out once
+    assert call(svc, "/oauth2/token", dict(token, code=code))[0] == 200  # the real printer is unharmed
+
+
+def test_a_printer_token_lists_only_its_own_printer(svc):
+    pid, tok, owner, _ = claimed_printer(svc)
+    other, _, _, _ = claimed_printer(svc)  # same proxy "px", another printer
+    auth = {"Authorization": "Bearer " + tok["access_token"]}
+    listed = call(svc, "/cloudprint/list", {"proxy": "px"}, headers=auth)[1]["printers"]
+    assert [p["id"] for p in listed] == [pid]
+    assert sorted(p["id"] for p in owner.printers()) == sorted([pid, other])
+
+
+def test_registration_is_rate_limited_and_expired_ones_are_purged(svc):
+    from tools.cloudsim import api
+    limit = api.REGISTER_LIMIT[0]
+    replies = [call(svc, "/cloudprint/register", {"name": "p", "proxy": "px", "capabilities": json.dumps(CDD)})
+               for _ in range(limit + 1)]
+    assert all(r[0] == 200 for r in replies[:limit])
+    assert replies[-1][0] == 429 and "Too many registrations" in replies[-1][1]["message"]
+    svc.store.x("DELETE FROM rate")
+    svc.store.x("UPDATE registrations SET expires_ms = 0")
+    register(svc)  # the next registration purges the expired ones, with their printers
+    assert svc.store.one("SELECT COUNT(*) AS n FROM registrations")["n"] == 1
+    assert svc.store.one("SELECT COUNT(*) AS n FROM printers")["n"] == 1
+
+
+def test_claim_attempts_are_rate_limited_per_account(svc):
+    from tools.cloudsim import api
+    owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
+    answers = []
+    for i in range(api.CLAIM_FAILURE_LIMIT[0] + 1):
+        try:
+            owner.claim("ZZZZZZZZ%02d" % i)
+        except Exception as e:
+            answers.append(str(e))
+    assert "Unknown claim code" in answers[0] and "Too many wrong claim codes" in answers[-1]
+    reg = register(svc)
+    with pytest.raises(Exception, match="Too many wrong claim codes"):
+        owner.claim(reg["registration_token"])  # even a right one waits out the minute
+
+
+def test_json_nested_past_the_limit_is_a_400_and_nothing_is_stored(svc):
+    deep = '{"printer": ' * 980 + "1" + "}" * 980
+    status, body = call(svc, "/cloudprint/register", {"name": "p", "proxy": "px", "capabilities": deep})
+    assert status == 400 and "nested deeper" in body["message"]
+    assert svc.store.one("SELECT COUNT(*) AS n FROM printers")["n"] == 0
+    pid, tok, owner, _ = claimed_printer(svc)
+    auth = {"Authorization": "Bearer " + tok["access_token"]}
+    status, body = call(svc, "/cloudprint/update", {"printerid": pid, "capabilities": deep}, headers=auth)
+    assert status == 400
+    assert owner.printers()[0]["id"] == pid  # the owner's /list still works
+
+
+def test_a_range_with_thousands_of_digits_is_no_server_error(svc):
+    pid, tok, owner, _ = claimed_printer(svc)
+    job = owner.submit(pid, b"^XA^XZ", "application/x-zpl", "j")
+    req = urllib.request.Request(svc.http_url + "/cloudprint/download?id=" + job["id"], headers={
+        "Authorization": "Bearer " + tok["access_token"], "X-CloudPrint-Proxy": "px",
+        "Range": "bytes=" + "9" * 5000 + "-"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200 and r.read() == b"^XA^XZ"  # a range we do not serve: the whole file
+
+
+def test_the_data_directory_and_database_are_private(svc):
+    import os
+    import stat
+    claimed_printer(svc)  # writes: the WAL exists now
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(svc.data_dir) == 0o700
+    for name in ("cloudsim.db", "cloudsim.db-wal", "cloudsim.db-shm", "owner.key", "ca.key", "server.key"):
+        assert mode(os.path.join(svc.data_dir, name)) == 0o600, name
+
+
+def test_the_certificate_names_the_public_host_and_the_ca_is_kept(tmp_path):
+    from cryptography import x509
+    from tools.cloudsim import certs
+    first = certs.ensure(str(tmp_path), ["localhost", "127.0.0.1"])
+    ca = open(first["ca_der"], "rb").read()
+    again = certs.ensure(str(tmp_path), ["localhost", "127.0.0.1", "print.example.com"])
+    assert open(again["ca_der"], "rb").read() == ca  # reissued from the kept CA: printers keep theirs
+    cert = x509.load_pem_x509_certificate(open(again["cert"], "rb").read())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "print.example.com" in names.get_values_for_type(x509.DNSName)
+    svc = Service(str(tmp_path / "svc"), public_host="print.example.com", log=lambda m: None).start()
+    try:
+        cert = x509.load_pem_x509_certificate(open(svc.certs["cert"], "rb").read())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "print.example.com" in names.get_values_for_type(x509.DNSName)
+    finally:
+        svc.stop()

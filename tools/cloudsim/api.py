@@ -8,7 +8,7 @@ import json
 import re
 
 from tools.cloudsim.push import NoPush
-from tools.cloudsim.store import TERMINAL, new_id, new_secret, now_ms
+from tools.cloudsim.store import TERMINAL, new_claim_code, new_id, new_secret, normal_claim_code, now_ms
 
 ERR_MISSING = 2
 ERR_XSRF = 9
@@ -34,13 +34,22 @@ CAUSES = {
 # stays small; the rest come with the next fetch, which the agent makes at once.
 FETCH_LIMIT = 8
 MAX_TITLE = 200
+MAX_JSON_DEPTH = 32  # capabilities, states and tickets nest a few levels; a bomb nests hundreds
+MAX_CAPABILITIES = 256 * 1024
+RANGE_DIGITS = 15  # a byte offset beyond this is no file we hold
+# Limits on anonymous and guessing traffic: (hits, window ms). Counted in the database.
+REGISTER_LIMIT = (30, 60000)  # registrations per client address
+UNCLAIMED_MAX = 2000  # registrations waiting to be claimed, over all clients
+CLAIM_FAILURE_LIMIT = (10, 60000)  # wrong claim codes per account
+CLAIM_CODE_LIMIT = (5, 60000)  # claim attempts on one code
 WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
 
 
 def byte_range(header, length):
     """The start offset a single "bytes=N-" range asks for; None to send the whole body
     (no header, or a form we do not serve); "unsatisfiable" when N is past the end."""
-    m = re.fullmatch(r"bytes=(\d+)-(\d*)", (header or "").strip(), re.ASCII)
+    m = re.fullmatch(r"bytes=(\d{1,%d})-(\d{0,%d})" % (RANGE_DIGITS, RANGE_DIGITS), (header or "").strip(),
+                     re.ASCII)
     if not m:
         return None
     if m.group(2) and int(m.group(2)) != length - 1:
@@ -63,7 +72,8 @@ class Reply:
 
 
 class Request:
-    def __init__(self, method, interface, params, files, headers):
+    def __init__(self, method, interface, params, files, headers, client=None):
+        self.client = client  # the client's address, for rate limits
         self.method = method
         self.interface = interface
         self.params = params  # name -> [str]
@@ -103,11 +113,51 @@ def oauth_error(status, error, description):
                                                  "error_description": description}).encode())
 
 
+class TooDeep(ValueError):
+    pass
+
+
+def json_depth_ok(text, limit=MAX_JSON_DEPTH):
+    """False when brackets outside strings nest deeper than limit: checked before parsing."""
+    depth = 0
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif c in "]}":
+            depth -= 1
+    return True
+
+
+def loads_limited(text):
+    """json.loads of a client's text, refused (TooDeep) when it nests past MAX_JSON_DEPTH."""
+    if not json_depth_ok(text):
+        raise TooDeep("JSON nested deeper than %d levels" % MAX_JSON_DEPTH)
+    return json.loads(text)
+
+
 def _json_param(req, name):
     raw = req.value(name)
     if raw is None:
         return None
-    return json.loads(raw)
+    return loads_limited(raw)
+
+
+def too_deep():
+    return Reply(status=400, body=json.dumps({"success": False, "errorCode": ERR_MISSING,
+                                              "message": "JSON nested deeper than %d levels; nothing stored."
+                                              % MAX_JSON_DEPTH}).encode())
 
 
 def content_types(printer):
@@ -214,7 +264,7 @@ class Api:
         state = None
         if req.interface == "control":
             try:
-                state = json.loads(req.value("semantic_state_diff") or "{}")["state"]["type"]
+                state = loads_limited(req.value("semantic_state_diff") or "{}")["state"]["type"]
             except (ValueError, KeyError, TypeError):
                 pass
         hook = self.faults.take("intercept", interface=req.interface, state=state)
@@ -264,17 +314,32 @@ class Api:
         caps = req.value("capabilities")
         if not name or not proxy or not caps:
             return failure(ERR_MISSING, "Missing required parameters.")
+        if len(caps) > MAX_CAPABILITIES:
+            return Reply(status=413, body=json.dumps({"success": False, "errorCode": ERR_MISSING, "message":
+                         "capabilities over %d bytes" % MAX_CAPABILITIES}).encode())
+        self.purge_expired()
+        if not self.store.allow("register:%s" % req.client, *REGISTER_LIMIT) or self.store.one(
+                "SELECT COUNT(*) AS n FROM registrations WHERE claimed_by IS NULL")["n"] >= UNCLAIMED_MAX:
+            return Reply(status=429, body=json.dumps({"success": False, "errorCode": ERR_MISSING, "message":
+                         "Too many registrations; try again later."}).encode(),
+                         headers=[("Retry-After", str(REGISTER_LIMIT[1] // 1000))])
         try:
-            cdd = json.loads(caps)
-            state = json.loads(req.value("semantic_state") or '{"version":"1.0","printer":{"state":"IDLE"}}')
-            local = json.loads(req.value("local_settings") or '{"current":{}}')
+            cdd = loads_limited(caps)
+            state = loads_limited(req.value("semantic_state") or '{"version":"1.0","printer":{"state":"IDLE"}}')
+            local = loads_limited(req.value("local_settings") or '{"current":{}}')
             types = [c["content_type"] for c in cdd["printer"]["supported_content_type"]]
+        except TooDeep:
+            return too_deep()
         except (ValueError, KeyError, TypeError):
             return failure(ERR_MISSING, "capabilities, semantic_state or local_settings is not valid.")
         if not types:
             return failure(ERR_MISSING, "capabilities lists no supported_content_type.")
-        pid, token, t = new_id(), new_secret(4)[:5].upper().replace("-", "X").replace("_", "Y"), now_ms()
+        pid, t, secret = new_id(), now_ms(), new_secret(24)
         with self.store.tx() as s:
+            while True:  # 50 random bits; a code still in use is drawn again, never reused
+                token = new_claim_code()
+                if s.one("SELECT 1 FROM registrations WHERE token=?", (token,)) is None:
+                    break
             s.x("INSERT INTO printers (id, proxy, name, default_display_name, uuid, manufacturer, model,"
                 " firmware, gcp_version, setup_url, support_url, update_url, capabilities, caps_hash,"
                 " semantic_state, local_settings, owner, created_ms, updated_ms, accessed_ms)"
@@ -284,8 +349,8 @@ class Api:
                  req.value("gcp_version") or "1.0", req.value("setup_url"), req.value("support_url"),
                  req.value("update_url"), json.dumps(cdd), req.value("capsHash") or "",
                  json.dumps(state), json.dumps(local), t, t, t))
-            s.x("INSERT INTO registrations VALUES (?, ?, ?, NULL, NULL)",
-                (token, pid, t + self.token_duration_s * 1000))
+            s.x("INSERT INTO registrations (token, printer_id, expires_ms, poll_secret) VALUES (?, ?, ?, ?)",
+                (token, pid, t + self.token_duration_s * 1000, secret))
         self.log("registered printer %s (%s), claim code issued" % (pid, name))
         fields = {
             "printers": [self.printer_json(self.store.printer(pid))],
@@ -296,17 +361,33 @@ class Api:
             "invite_page_url": self.base + "/claim?token=" + token,
             "automated_invite_url": self.base + "/confirm?token=" + token,
             "oauth_scope": "https://www.googleapis.com/auth/cloudprint",
-            "polling_url": self.base + "/getauthcode?printerid=" + pid + "&oauth_client_id=",
+            # the secret: only the printer that registered may collect its code
+            "polling_url": self.base + "/getauthcode?printerid=" + pid + "&secret=" + secret
+                           + "&oauth_client_id=",
         }
         dropped = self.faults.take("register_drop_field")
         if dropped:
             fields.pop(dropped["field"], None)
         return envelope(**fields)
 
+    def purge_expired(self):
+        """Registrations nobody claimed in time go, with their printers (reference §3.3)."""
+        with self.store.tx() as s:
+            s.x("DELETE FROM printers WHERE owner IS NULL AND id IN (SELECT printer_id FROM registrations"
+                " WHERE claimed_by IS NULL AND expires_ms < ?)", (now_ms(),))
+            s.x("DELETE FROM registrations WHERE claimed_by IS NULL AND expires_ms < ?", (now_ms(),))
+
     def _claim(self, token, email):
         """None on success, else a message."""
-        reg = self.store.one("SELECT * FROM registrations WHERE token=?", ((token or "").upper(),))
+        token = normal_claim_code(token)
+        failures = "claim-failures:" + email
+        if self.store.hits(failures, CLAIM_FAILURE_LIMIT[1]) >= CLAIM_FAILURE_LIMIT[0]:
+            return "Too many wrong claim codes; wait a minute."
+        if not self.store.allow("claim-code:" + token, *CLAIM_CODE_LIMIT):
+            return "Too many attempts on this code; wait a minute."
+        reg = self.store.one("SELECT * FROM registrations WHERE token=?", (token,))
         if reg is None:
+            self.store.allow(failures, *CLAIM_FAILURE_LIMIT)
             return "Unknown claim code."
         if reg["expires_ms"] < now_ms():
             return "This claim code has expired; the printer will print a new one."
@@ -337,7 +418,7 @@ class Api:
         if not printer_id or not client_id:
             return failure(ERR_MISSING, "Missing required parameters.")
         reg = self.store.one("SELECT * FROM registrations WHERE printer_id=?", (printer_id,))
-        if reg is None:
+        if reg is None or not reg["poll_secret"] or req.get("secret") != reg["poll_secret"]:
             return failure(ERR_NO_CODE, "Unable to get the authorization code.")
         if reg["expires_ms"] < now_ms() and not reg["claimed_by"]:
             with self.store.tx() as s:  # the pending printer is discarded (§3.3)
@@ -348,13 +429,14 @@ class Api:
             return failure(ERR_NOT_CLAIMED, "Token not registered yet.")
         if client_id != self.client_id:
             return failure(ERR_NO_CODE, "Unable to get the authorization code.")
-        code = reg["auth_code"]
-        if code is None:
-            code = "4/" + new_secret()
-            with self.store.tx() as s:
-                s.x("UPDATE registrations SET auth_code=? WHERE token=?", (code, reg["token"]))
-                s.x("INSERT INTO tokens VALUES (?, 'code', ?, ?, ?, 0, 0)",
-                    (code, printer_id, client_id, now_ms() + 600000))
+        code = "4/" + new_secret()
+        with self.store.tx() as s:
+            # handed out once: a second poll, even with the secret, gets nothing
+            if s.x("UPDATE registrations SET auth_code=?, code_given=1 WHERE token=? AND code_given=0",
+                   (code, reg["token"])) != 1:
+                return failure(ERR_NO_CODE, "The authorization code was already handed out.")
+            s.x("INSERT INTO tokens VALUES (?, 'code', ?, ?, ?, 0, 0)",
+                (code, printer_id, client_id, now_ms() + 600000))
         return envelope(authorization_code=code,
                         xmpp_jid=printer_id.replace("-", "") + "@cloudprint.simulated",
                         user_email=reg["claimed_by"],
@@ -452,9 +534,9 @@ class Api:
             proxy = req.get("proxy")
             if not proxy:
                 return failure(ERR_MISSING, "Missing required parameters.")
-            rows = self.store.q("SELECT * FROM printers WHERE proxy=? AND deleted=0 AND owner IS NOT NULL",
-                                (proxy,))
-            rows = [r for r in rows if self._may_use_printer(req, r) or r["proxy"] == proxy]
+            # a printer's token sees its own printer only, whatever proxy it names
+            rows = self.store.q("SELECT * FROM printers WHERE id=? AND proxy=? AND deleted=0"
+                                " AND owner IS NOT NULL", (who, proxy))
         else:
             rows = self.store.q("SELECT * FROM printers WHERE owner=? AND deleted=0", (who,))
         return envelope(printers=[self.printer_json(r) for r in rows])
@@ -502,6 +584,8 @@ class Api:
                     stored["pending"] = local["pending"]
                     self.push.settings_changed(printer["id"])
                 sets["local_settings"] = json.dumps(stored)
+        except TooDeep:
+            return too_deep()
         except (ValueError, TypeError, AttributeError):
             return failure(ERR_MISSING, "A JSON parameter is not valid.")
         if sets:
@@ -591,7 +675,9 @@ class Api:
         if raw is None:
             return failure(ERR_MISSING, "Missing required parameters.")
         try:
-            diff = json.loads(raw)
+            diff = loads_limited(raw)
+        except TooDeep:
+            return too_deep()
         except ValueError:
             return failure(ERR_MISSING, "semantic_state_diff is not valid JSON.")
         why = check_diff(diff)
@@ -674,7 +760,9 @@ class Api:
         if ctype not in content_types(printer):
             return failure(ERR_UNSUPPORTED_TYPE, "Printer does not accept %s." % ctype)
         try:
-            ticket = json.loads(req.value("ticket") or '{"version":"1.0","print":{}}')
+            ticket = loads_limited(req.value("ticket") or '{"version":"1.0","print":{}}')
+        except TooDeep:
+            return too_deep()
         except ValueError:
             return failure(ERR_MISSING, "ticket is not valid JSON.")
         title = (req.value("title") or "untitled")[:MAX_TITLE]

@@ -13,6 +13,7 @@ CA_DER = "ca.der"
 CA_PEM = "ca.pem"
 SERVER_PEM = "server.pem"
 SERVER_KEY = "server.key"
+CA_KEY = "ca.key"
 
 
 def _name(cn):
@@ -60,19 +61,50 @@ def make_server_cert(ca_key, ca_cert, hostnames, days=825):
     return key, cert
 
 
+def _covers(cert_path, hostnames):
+    """True when the certificate at cert_path names every one of hostnames."""
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have = {str(v) for v in sans.get_values_for_type(x509.IPAddress)} | set(sans.get_values_for_type(x509.DNSName))
+    return set(hostnames) <= have
+
+
 def ensure(data_dir, hostnames=("localhost", "127.0.0.1")):
-    """Create the CA and server certificate in data_dir unless they exist; the paths."""
+    """The CA (its key kept, 0600, so certificates can be reissued) and a server
+    certificate naming every one of hostnames, made in data_dir when missing or when the
+    names changed; the paths."""
     os.makedirs(data_dir, exist_ok=True)
     paths = {k: os.path.join(data_dir, v) for k, v in
-             (("ca_der", CA_DER), ("ca_pem", CA_PEM), ("cert", SERVER_PEM), ("key", SERVER_KEY))}
-    if not all(os.path.exists(p) for p in paths.values()):
+             (("ca_der", CA_DER), ("ca_pem", CA_PEM), ("ca_key", CA_KEY), ("cert", SERVER_PEM),
+              ("key", SERVER_KEY))}
+    hostnames = list(dict.fromkeys(hostnames))
+    if not os.path.exists(paths["ca_der"]):
         ca_key, ca_cert = make_ca("cloudsim CA")
-        key, cert = make_server_cert(ca_key, ca_cert, list(hostnames))
         _write(paths["ca_der"], ca_cert.public_bytes(serialization.Encoding.DER))
         _write(paths["ca_pem"], ca_cert.public_bytes(serialization.Encoding.PEM))
-        _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM)
-               + ca_cert.public_bytes(serialization.Encoding.PEM))
-        _write(paths["key"], key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()), private=True)
+        _write(paths["ca_key"], _key_pem(ca_key), private=True)
+    elif os.path.exists(paths["cert"]) and os.path.exists(paths["key"]) and _covers(paths["cert"], hostnames):
+        return paths
+    if not os.path.exists(paths["ca_key"]):
+        raise ValueError("the server certificate in %s must name %s, but the CA key was not kept "
+                         "(an older version made it): remove %s, %s and %s there for a new CA, then "
+                         "give every printer the new %s" % (data_dir, ", ".join(hostnames), CA_DER, CA_PEM,
+                                                           SERVER_PEM, CA_DER))
+    with open(paths["ca_key"], "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    with open(paths["ca_pem"], "rb") as f:
+        ca_cert = x509.load_pem_x509_certificate(f.read())
+    key, cert = make_server_cert(ca_key, ca_cert, hostnames)
+    _write(paths["key"], _key_pem(key), private=True)
+    _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM)
+           + ca_cert.public_bytes(serialization.Encoding.PEM))
     return paths
+
+
+def _key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())

@@ -91,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
                                     content_type="text/plain"))
         else:
             return self._send(Reply(status=404, body=b"not found", content_type="text/plain"))
-        req = Request(self.command, interface, params, files, self.headers)
+        req = Request(self.command, interface, params, files, self.headers, self.client_address[0])
         try:
             reply = api.handle(req)
         except Exception as e:  # a bug in the simulator must not look like a network fault
@@ -172,7 +172,8 @@ class Service:
         self.client = self._client(client_id, client_secret)
         self.owner_key = self.store.ensure_user(OWNER)
         _write_private(os.path.join(data_dir, "owner.key"), self.owner_key + "\n")
-        self.certs = certs.ensure(data_dir)
+        names = ["localhost", "127.0.0.1"] + [h for h in (host, public_host) if h and h not in ("0.0.0.0", "::")]
+        self.certs = certs.ensure(data_dir, names)
         self._http = _listen("HTTP", host, http_port)
         self._https = _listen("HTTPS", host, https_port)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

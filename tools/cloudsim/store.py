@@ -2,6 +2,7 @@
 OAuth tokens, users and jobs. One connection guarded by a lock; every write commits,
 so a restarted service loses nothing."""
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -19,7 +20,9 @@ CREATE TABLE IF NOT EXISTS printers (
   updated_ms INTEGER NOT NULL, accessed_ms INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS registrations (
   token TEXT PRIMARY KEY, printer_id TEXT NOT NULL, expires_ms INTEGER NOT NULL,
-  claimed_by TEXT, auth_code TEXT);
+  claimed_by TEXT, auth_code TEXT, poll_secret TEXT, code_given INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS rate (
+  bucket TEXT NOT NULL, ends_ms INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (bucket, ends_ms));
 CREATE TABLE IF NOT EXISTS tokens (
   token TEXT PRIMARY KEY, kind TEXT NOT NULL, printer_id TEXT NOT NULL, client_id TEXT NOT NULL,
   expires_ms INTEGER, used INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0);
@@ -32,6 +35,12 @@ CREATE INDEX IF NOT EXISTS jobs_by_printer ON jobs (printer_id, create_ms);
 """
 
 TERMINAL = ("DONE", "ABORTED")
+# Columns added after the first release: (table, column, declaration) for databases made before
+COLUMNS_ADDED = (("registrations", "poll_secret", "TEXT"),
+                 ("registrations", "code_given", "INTEGER NOT NULL DEFAULT 0"))
+# Claim codes: Crockford's base32 (no I, L, O, U: nothing to misread), 10 symbols = 50 bits
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 10
 
 
 def now_ms():
@@ -46,12 +55,36 @@ def new_secret(n=32):
     return secrets.token_urlsafe(n)
 
 
+def new_claim_code():
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normal_claim_code(text):
+    """A typed claim code as stored: upper case, no spaces or dashes, O read as 0, I and L as 1."""
+    text = (text or "").strip().upper().replace("-", "").replace(" ", "")
+    return text.replace("O", "0").replace("I", "1").replace("L", "1")
+
+
+def private_file(path):
+    """The file at path exists and only its owner may read it (0600)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 class Store:
     def __init__(self, path):
+        # SQLite gives the -wal and -shm files the database file's mode: make that 0600
+        # before the first connect, and keep the data directory to its owner.
+        os.chmod(os.path.dirname(os.path.abspath(path)), 0o700)
+        private_file(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        for table, column, decl in COLUMNS_ADDED:
+            names = [r[1] for r in self._db.execute("PRAGMA table_info(%s)" % table)]
+            if column not in names:
+                self._db.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, decl))
         self.lock = threading.RLock()
 
     def close(self):
@@ -78,6 +111,24 @@ class Store:
         with self.lock:
             row = self._db.execute("SELECT rowid FROM jobs WHERE id=?", (job_id,)).fetchone()
             return self._db.blobopen("jobs", "content", row[0], readonly=True)
+
+    def allow(self, bucket, limit, window_ms):
+        """Count one hit in bucket; False when it is over limit hits in this window. Kept
+        in the database, so every replica sees the same counts."""
+        now = now_ms()
+        ends = (now // window_ms + 1) * window_ms
+        with self.tx() as s:
+            s.x("DELETE FROM rate WHERE ends_ms <= ?", (now,))
+            s.x("INSERT INTO rate VALUES (?, ?, 1) ON CONFLICT (bucket, ends_ms) DO UPDATE SET hits = hits + 1",
+                (bucket, ends))
+            hits = s.one("SELECT hits FROM rate WHERE bucket=? AND ends_ms=?", (bucket, ends))["hits"]
+        return hits <= limit
+
+    def hits(self, bucket, window_ms):
+        """The hits counted in bucket in this window (see allow)."""
+        row = self.one("SELECT hits FROM rate WHERE bucket=? AND ends_ms=?",
+                       (bucket, (now_ms() // window_ms + 1) * window_ms))
+        return row["hits"] if row else 0
 
     # users
     def ensure_user(self, email):
