@@ -157,3 +157,25 @@ def test_the_embedded_broker_speaks_verified_tls(tmp_path):
                     c.connect(host, int(port))
     finally:
         svc.stop()
+
+
+def test_the_embedded_broker_drops_a_socket_that_never_sends_connect(tmp_path):
+    import socket
+    import time
+    from tools.cloudsim import broker
+    svc = Service(str(tmp_path / "svc"), log=lambda m: None, broker_port=0).start()
+    try:
+        host, port = svc.mqtt_url[len("mqtt://"):].rsplit(":", 1)
+        idle = [socket.create_connection((host, int(port)), 5) for _ in range(20)]
+        t0 = time.monotonic()
+        for s in idle:
+            s.settimeout(broker.CONNECT_TIMEOUT_S + 10)
+            assert s.recv(1) == b""  # closed by the broker
+        assert time.monotonic() - t0 < broker.CONNECT_TIMEOUT_S + 5
+        for s in idle:
+            s.close()
+        # and a real client still gets in afterwards
+        pid, tok, _, _ = claimed_printer(svc)
+        broker_login(svc, tok, pid).close()
+    finally:
+        svc.stop()

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from amqtt.broker import Broker
+from amqtt.errors import NoDataError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from tools.cloudsim import mqtt_access as access
@@ -49,6 +50,24 @@ class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
 
     async def close(self):
         self._db.close()
+
+
+CONNECT_TIMEOUT_S = 5  # a socket that sends no CONNECT within this is dropped
+
+
+class GuardedBroker(Broker):
+    """amqtt waits for a client's first packet for ever, so bare TCP connections would
+    pile up until the service runs out of file descriptors: the CONNECT has a deadline."""
+
+    async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
+        try:
+            return await asyncio.wait_for(
+                super()._initialize_client_session(reader, writer, remote_address, remote_port),
+                CONNECT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            await writer.close()
+            raise NoDataError("no CONNECT within %d s from %s:%s" % (CONNECT_TIMEOUT_S, remote_address,
+                                                                     remote_port))
 
 
 class EmbeddedBroker:
@@ -94,7 +113,7 @@ class EmbeddedBroker:
         quiet = logging.getLogger("amqtt")
         quiet.setLevel(logging.CRITICAL)  # a failed start is reported once, by start()
         try:
-            broker = Broker(self._config)
+            broker = GuardedBroker(self._config)
             await broker.start()
         except Exception as e:  # port taken, bad certificate
             self._error = e.__cause__ or e
