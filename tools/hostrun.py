@@ -11,7 +11,10 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
+# the unix-port interpreter from PyPI; a benchmark may name another (a 32-bit build, whose
+# heap figures are an ESP32's) in CLOUDPRINT_MICROPYTHON
+MICROPYTHON = os.environ.get("CLOUDPRINT_MICROPYTHON") or os.path.join(os.path.dirname(sys.executable),
+                                                                       "micropython")
 BOARDS = os.path.join(ROOT, "board_configs")
 
 
