@@ -317,12 +317,11 @@ class Api:
         if len(caps) > MAX_CAPABILITIES:
             return Reply(status=413, body=json.dumps({"success": False, "errorCode": ERR_MISSING, "message":
                          "capabilities over %d bytes" % MAX_CAPABILITIES}).encode())
-        self.purge_expired()
-        if not self.store.allow("register:%s" % req.client, *REGISTER_LIMIT) or self.store.one(
-                "SELECT COUNT(*) AS n FROM registrations WHERE claimed_by IS NULL")["n"] >= UNCLAIMED_MAX:
-            return Reply(status=429, body=json.dumps({"success": False, "errorCode": ERR_MISSING, "message":
-                         "Too many registrations; try again later."}).encode(),
-                         headers=[("Retry-After", str(REGISTER_LIMIT[1] // 1000))])
+        if not self.store.allow("register:%s" % req.client, *REGISTER_LIMIT):
+            return self._too_many_registrations()
+        self.purge_expired()  # after the limit: a flood must not buy a purge per request
+        if self.store.one("SELECT COUNT(*) AS n FROM registrations WHERE claimed_by IS NULL")["n"] >= UNCLAIMED_MAX:
+            return self._too_many_registrations()
         try:
             cdd = loads_limited(caps)
             state = loads_limited(req.value("semantic_state") or '{"version":"1.0","printer":{"state":"IDLE"}}')
@@ -369,6 +368,11 @@ class Api:
         if dropped:
             fields.pop(dropped["field"], None)
         return envelope(**fields)
+
+    def _too_many_registrations(self):
+        return Reply(status=429, body=json.dumps({"success": False, "errorCode": ERR_MISSING, "message":
+                     "Too many registrations; try again later."}).encode(),
+                     headers=[("Retry-After", str(REGISTER_LIMIT[1] // 1000))])
 
     def purge_expired(self):
         """Registrations nobody claimed in time go, with their printers (reference §3.3)."""
