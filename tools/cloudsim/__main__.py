@@ -7,12 +7,13 @@ from tools.hostrun import serve_until_signalled
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.cloudsim",
-                                 description="GCP 2.0 compatible print service (HTTP + HTTPS, SQLite)")
+                                 description="GCP 2.0 compatible print service (HTTPS, SQLite)")
     ap.add_argument("--data", required=True, help="data directory (database, certificates, keys)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--public-host", help="host name printers use to reach the service (in URLs)")
-    ap.add_argument("--http-port", type=int, default=8080)
     ap.add_argument("--https-port", type=int, default=8443)
+    ap.add_argument("--http-port", type=int, help="also serve plain HTTP on this port (off by default: "
+                    "tokens and API keys would cross the network in the clear)")
     ap.add_argument("--client-id", default="cloudprint-agent", help="the OAuth client id printers use")
     ap.add_argument("--client-secret", help="the OAuth client secret (default: generated once)")
     ap.add_argument("--token-duration", type=int, default=899, help="seconds a claim code is valid")
@@ -45,7 +46,9 @@ def main(argv=None):
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit("cloudsim: cannot start: %s" % e)
     svc.start()
-    print("cloudsim: %s/cloudprint and %s/cloudprint" % (svc.http_url, svc.https_url), flush=True)
+    for url in (svc.https_url, svc.http_url):
+        if url:
+            print("cloudsim: %s/cloudprint" % url, flush=True)
     print("cloudsim: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
     print("cloudsim: CA for printers: %s; owner API key in %s/owner.key"
           % (svc.certs["ca_der"], args.data), flush=True)

@@ -42,6 +42,7 @@ REGISTER_LIMIT = (30, 60000)  # registrations per client address
 UNCLAIMED_MAX = 2000  # registrations waiting to be claimed, over all clients
 CLAIM_FAILURE_LIMIT = (10, 60000)  # wrong claim codes per account
 CLAIM_CODE_LIMIT = (5, 60000)  # claim attempts on one code
+ANONYMOUS = {"register": "register", "getauthcode": "getauthcode", "claim": "claim_page"}
 WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
 
 
@@ -65,7 +66,8 @@ class Reply:
         self.body = body
         self.content_type = content_type
         self.headers = list(headers)
-        self.stream = stream  # callable(write) for large bodies; length is then required
+        self.stream = stream  # for large bodies: a callable giving an iterator of byte chunks,
+        # and length is then required
         self.length = length
         self.drip_s = None  # fault: send the body a byte at a time, this far apart
         self.close = False  # fault: the body stops short, so the connection must end with it
@@ -221,7 +223,18 @@ class Api:
 
     # ---- authentication
     def authenticate(self, req):
-        auth = req.headers.get("Authorization", "")
+        return self.principal(req.headers)
+
+    def may_submit(self, headers):
+        """Whether these request headers authenticate an owner (who may send a large job)."""
+        p = self.principal(headers)
+        return p is not None and p[0] == "user"
+
+    def knows(self, interface):
+        return interface in ANONYMOUS or interface == "token" or hasattr(self, "i_" + interface)
+
+    def principal(self, headers):
+        auth = headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() not in ("bearer", "oauth") or not token.strip():
             return None
@@ -290,8 +303,7 @@ class Api:
                          headers=[("Retry-After", str(fault.get("retry_after", 1)))])
         if self.faults.take("non_json", interface=req.interface):
             return Reply(body=b"<html>Service temporarily confused</html>", content_type="text/html")
-        anonymous = {"register": self.register, "getauthcode": self.getauthcode,
-                     "claim": self.claim_page}
+        anonymous = {name: getattr(self, method) for name, method in ANONYMOUS.items()}
         if req.interface in WRITE_INTERFACES and not (
                 "X-CloudPrint-Proxy" in req.headers or req.get("xsrf") or req.get("xsrf_token")):
             return failure(ERR_XSRF, "XSRF token validation failed.")
@@ -734,7 +746,7 @@ class Api:
             send = min(send, length - start)
         job_id = job["id"]
 
-        def stream(write):
+        def chunks():
             with self.store.blob(job_id) as blob:
                 blob.seek(start)
                 left = send
@@ -742,9 +754,9 @@ class Api:
                     chunk = blob.read(min(65536, left))
                     if not chunk:
                         break
-                    write(chunk)
+                    yield chunk
                     left -= len(chunk)
-        reply = Reply(status=status, content_type=job["content_type"], stream=stream,
+        reply = Reply(status=status, content_type=job["content_type"], stream=chunks,
                       length=length - start, headers=headers)
         reply.close = cut is not None
         return reply

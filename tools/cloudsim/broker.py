@@ -1,12 +1,12 @@
 """The embedded MQTT broker (amqtt, from PyPI) the service starts when no external broker is
-given: enough for the demo and a small site. It runs in its own thread and event loop, and
-decides logins and topic access from the service's database (mqtt_access.py), so a printer's
-credential works the moment the token endpoint has handed it out, and dies with the printer."""
+given: enough for the demo and a small site. It runs in the service's event loop, beside
+the HTTP servers, and decides logins and topic access from the service's database
+(mqtt_access.py), so a printer's credential works the moment the token endpoint has
+handed it out, and dies with the printer."""
 import asyncio
 import hmac
 import logging
 import sqlite3
-import threading
 from dataclasses import dataclass
 
 from amqtt.broker import Broker
@@ -14,9 +14,6 @@ from amqtt.errors import NoDataError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from tools.cloudsim import mqtt_access as access
-
-START_TIMEOUT_S = 10
-
 
 class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
     """amqtt plugin: the service account by its password, printers by the database."""
@@ -71,7 +68,8 @@ class GuardedBroker(Broker):
 
 
 class EmbeddedBroker:
-    """Listens on host:port (plain MQTT) and, with certfile/keyfile, on tls_port (mqtts)."""
+    """Listens on host:port (plain MQTT) and, with certfile/keyfile, on tls_port (mqtts);
+    started and stopped in the service's event loop."""
 
     def __init__(self, db_path, service_user, service_password, host="127.0.0.1", port=1883,
                  tls_port=None, certfile=None, keyfile=None):
@@ -85,47 +83,22 @@ class EmbeddedBroker:
                 "db_path": db_path, "service_user": service_user,
                 "service_password": service_password}},
         }
-        self._loop = None
-        self._stop = None
-        self._thread = None
-        self._error = None
+        self._broker = None
         logging.getLogger("transitions").setLevel(logging.WARNING)
 
-    def start(self):
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="mqtt-broker", daemon=True)
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT_S):
-            raise RuntimeError("the embedded MQTT broker did not start within %d s" % START_TIMEOUT_S)
-        if self._error is not None:
-            raise RuntimeError("the embedded MQTT broker cannot start: %s" % self._error)
-        return self
-
-    def _run(self, ready):
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._serve(ready))
-        finally:
-            self._loop.close()
-
-    async def _serve(self, ready):
-        self._stop = asyncio.Event()
+    async def start(self):
         quiet = logging.getLogger("amqtt")
-        quiet.setLevel(logging.CRITICAL)  # a failed start is reported once, by start()
+        quiet.setLevel(logging.CRITICAL)  # a failed start is reported once, by the exception
         try:
             broker = GuardedBroker(self._config)
             await broker.start()
         except Exception as e:  # port taken, bad certificate
-            self._error = e.__cause__ or e
-            ready.set()
-            return
-        quiet.setLevel(logging.WARNING)
-        ready.set()
-        await self._stop.wait()
-        await broker.shutdown()
+            raise RuntimeError("the embedded MQTT broker cannot start: %s" % (e.__cause__ or e))
+        finally:
+            quiet.setLevel(logging.WARNING)
+        self._broker = broker
 
-    def stop(self):
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
+    async def stop(self):
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None

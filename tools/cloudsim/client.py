@@ -5,7 +5,7 @@
   python -m tools.cloudsim.client --url URL --key KEY submit PRINTER FILE [--type T] [--copies N]
   python -m tools.cloudsim.client --url URL --key KEY jobs [--printer ID]
 
-URL is the service's base (http://127.0.0.1:8080/cloudprint); KEY is the owner's API
+URL is the service's base (https://127.0.0.1:8443/cloudprint); KEY is the owner's API
 key (or --key-file DATA/owner.key). HTTPS is verified against --ca (PEM)."""
 import argparse
 import json
@@ -87,7 +87,7 @@ def guess_type(path):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.cloudsim.client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", default="http://127.0.0.1:8080/cloudprint")
+    ap.add_argument("--url", default="https://127.0.0.1:8443/cloudprint")
     ap.add_argument("--key", default=os.environ.get("CLOUDSIM_KEY"))
     ap.add_argument("--key-file")
     ap.add_argument("--ca", help="CA certificate (PEM) to verify an https:// service")
