@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test: CPython unit tests, then the real MicroPython firmware against the
-# simulated service and printers. Extra arguments go to pytest.
+# print service and simulated printers. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 tools/setup.sh

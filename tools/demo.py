@@ -13,8 +13,8 @@ import sys
 import time
 
 from tools.hostrun import Agent, ROOT, claim, provision, wait_for, wait_job
-from tools.cloudsim.client import Client
-from tools.cloudsim.server import Service
+from tools.printservice.client import Client
+from tools.printservice.server import Service
 from tools.printersim.preview import render_dir
 from tools.printersim.server import PrinterSim
 

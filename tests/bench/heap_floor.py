@@ -19,8 +19,8 @@ import time
 
 from tools.hostrun import MICROPYTHON, Agent, claim, provision, wait_for, zpl_labels
 from tools import build
-from tools.cloudsim.client import Client
-from tools.cloudsim.server import Service
+from tools.printservice.client import Client
+from tools.printservice.server import Service
 from tools.printersim.server import PrinterSim
 
 STEP = 512
@@ -113,7 +113,7 @@ class World:
 
     def baseline(self, heap, payload, printer_id):
         job = self.owner.submit(printer_id, payload, "application/x-zpl", "baseline")
-        db = sqlite3.connect(os.path.join(self.service.data_dir, "cloudsim.db"))
+        db = sqlite3.connect(os.path.join(self.service.data_dir, "service.db"))
         token = db.execute("SELECT token FROM tokens WHERE kind='access' AND printer_id=? "
                            "ORDER BY expires_ms DESC", (printer_id,)).fetchone()[0]
         db.close()

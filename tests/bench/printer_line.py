@@ -23,8 +23,8 @@ import threading
 import time
 
 from tools import build
-from tools.cloudsim.client import Client
-from tools.cloudsim.server import Service
+from tools.printservice.client import Client
+from tools.printservice.server import Service
 from tools.hostrun import BOARDS, ROOT, Agent, claim, provision, wait_for, wait_job, zpl_labels
 from tools.printersim.server import PrinterSim
 

@@ -9,8 +9,8 @@ import pytest
 
 from tools.hostrun import Agent, wait_for
 from tools import build
-from tools.cloudsim.client import Client
-from tools.cloudsim.server import Service
+from tools.printservice.client import Client
+from tests.service_faults import FaultyService as Service
 from tools.printersim.server import PrinterSim
 
 
@@ -48,7 +48,7 @@ def escpos_printer(tmp_path):
 
 def service_secrets(service):
     """Every token, code and secret the service knows: none may reach the console."""
-    db = sqlite3.connect(os.path.join(service.data_dir, "cloudsim.db"))
+    db = sqlite3.connect(os.path.join(service.data_dir, "service.db"))
     tokens = [r[0] for r in db.execute("SELECT token FROM tokens")]
     db.close()
     return tokens + [service.client["client_secret"]]
@@ -112,8 +112,8 @@ def broker(tmp_path):
 
 @pytest.fixture
 def tls_broker(tmp_path):
-    """mosquitto with TLS only, its certificate from the service's CA (tools/cloudsim/certs.py)."""
-    from tools.cloudsim import certs
+    """mosquitto with TLS only, its certificate from the service's CA (tools/printservice/certs.py)."""
+    from tools.printservice import certs
     paths = certs.ensure(str(tmp_path / "broker-certs"))
     # "user root": as root, mosquitto would otherwise become user mosquitto, which cannot
     # read a key inside pytest's private temporary directory (ignored when not root)
@@ -124,7 +124,7 @@ def tls_broker(tmp_path):
     proc.wait(5)
 
 
-DYNSEC_ADMIN = ("cloudsim", "admin-secret-for-tests")
+DYNSEC_ADMIN = ("printservice", "admin-secret-for-tests")
 
 
 def start_secured_mosquitto(tmp_path, port=None):

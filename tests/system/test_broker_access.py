@@ -8,9 +8,9 @@ import paho.mqtt.client as paho
 import pytest
 
 from tests.system.conftest import DYNSEC_ADMIN, start_secured_mosquitto
-from tools.cloudsim.server import Service
+from tools.printservice.server import Service
 from tools.hostrun import wait_for
-from tests.unit.test_cloudsim import claimed_printer
+from tests.unit.test_service_api import claimed_printer
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])
@@ -127,7 +127,7 @@ def test_a_deleted_printer_can_no_longer_log_in(service):
 
 
 def test_the_credential_is_stable_across_refreshes(service):
-    from tests.unit.test_cloudsim import call
+    from tests.unit.test_service_api import call
     a_id, a_tok, _, _ = claimed_printer(service)
     status, again = call(service, "/oauth2/token", {
         "grant_type": "refresh_token", "refresh_token": a_tok["refresh_token"],
@@ -162,7 +162,7 @@ def test_the_embedded_broker_speaks_verified_tls(tmp_path):
 def test_the_embedded_broker_drops_a_socket_that_never_sends_connect(tmp_path):
     import socket
     import time
-    from tools.cloudsim import broker
+    from tools.printservice import broker
     svc = Service(str(tmp_path / "svc"), log=lambda m: None, broker_port=0).start()
     try:
         host, port = svc.mqtt_url[len("mqtt://"):].rsplit(":", 1)

@@ -4,7 +4,7 @@ import os
 import time
 
 from tools.hostrun import claim, claimed_flash, provision, wait_for, wait_job, zpl_labels
-from tools.cloudsim import certs
+from tools.printservice import certs
 
 
 def registers(service):
@@ -52,7 +52,7 @@ def test_zpl_chain_over_verified_https_from_source(tmp_path, service, owner, zpl
     # Access tokens live in RAM only.
     flash_bytes = b"".join(open(os.path.join(flash, n), "rb").read() for n in os.listdir(flash))
     import sqlite3
-    db = sqlite3.connect(os.path.join(service.data_dir, "cloudsim.db"))
+    db = sqlite3.connect(os.path.join(service.data_dir, "service.db"))
     access = [r[0] for r in db.execute("SELECT token FROM tokens WHERE kind='access'")]
     assert access and not any(a.encode() in flash_bytes for a in access)
 

@@ -116,14 +116,14 @@ def test_the_tools_fail_in_one_line_without_a_traceback(tmp_path):
     try:
         p = run("tools.printersim", "--language", "zpl", "--port", port, "--record", str(tmp_path / "r"))
         assert p.returncode != 0 and "Address already in use (ports %s" % port in p.stderr
-        p = run("tools.cloudsim", "--data", str(tmp_path / "d"), "--http-port", "0", "--https-port", port)
+        p = run("tools.printservice", "--data", str(tmp_path / "d"), "--http-port", "0", "--https-port", port)
         assert p.returncode != 0 and "HTTPS port %s on 127.0.0.1" % port in p.stderr
         assert "--https-port" in p.stderr
     finally:
         busy.close()
-    p = run("tools.cloudsim.client", "--key-file", str(tmp_path / "missing.key"), "printers")
+    p = run("tools.printservice.client", "--key-file", str(tmp_path / "missing.key"), "printers")
     assert p.returncode == 1 and "missing.key: No such file or directory" in p.stderr
-    p = run("tools.cloudsim.client", "--key", "k", "submit", "P", str(tmp_path / "label.zpl"))
+    p = run("tools.printservice.client", "--key", "k", "submit", "P", str(tmp_path / "label.zpl"))
     assert p.returncode == 1 and "label.zpl: No such file or directory" in p.stderr
     p = run("tools.printersim.preview")
     assert p.returncode == 2 and "record_dir" in p.stderr

@@ -111,8 +111,8 @@ def test_capabilities_and_firmware_are_resent_only_when_they_changed(tmp_path, s
 
 def test_the_agent_boots_with_the_service_down_and_catches_up(tmp_path, service, owner, zpl_printer,
                                                               agents, device_tree):
-    from tools.cloudsim.client import Client
-    from tools.cloudsim.server import Service
+    from tools.printservice.client import Client
+    from tests.service_faults import FaultyService as Service
     flash, pid = claimed_flash(tmp_path, service, owner, zpl_printer, agents, device_tree)
     job = owner.submit(pid, LABEL, "application/x-zpl", "while the service was down")
     ports = [int(u.rsplit(":", 1)[1]) for u in (service.http_url, service.https_url)]

@@ -57,7 +57,7 @@ def test_a_broker_that_is_not_there_is_a_clear_error(broker):
 
 
 def test_mqtts_verifies_the_broker_against_our_ca(tls_broker, tmp_path):
-    from tools.cloudsim import certs
+    from tools.printservice import certs
     host, port, paths = tls_broker
     topic = "cloudprint/printers/tls"
     probe = Probe((host, port), topic, 2, tls=True, ca=paths["ca_der"])

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from tests.system.conftest import DYNSEC_ADMIN, start_secured_mosquitto
-from tools.cloudsim.client import Client
-from tools.cloudsim.server import Service
+from tools.printservice.client import Client
+from tests.service_faults import FaultyService as Service
 from tools.hostrun import BOARDS, claimed_flash, provision, wait_for, wait_job
 
 LABEL = b"^XA^FO20,20^A0N,30,30^FDpushed^FS^XZ"

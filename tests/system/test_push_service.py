@@ -1,9 +1,9 @@
 """The service publishes the GCP notification strings to a real broker (mosquitto)."""
 import paho.mqtt.client as paho
 
-from tools.cloudsim.server import Service
+from tools.printservice.server import Service
 from tools.hostrun import wait_for
-from tests.unit.test_cloudsim import claimed_printer
+from tests.unit.test_service_api import claimed_printer
 
 
 def test_job_settings_and_deletion_hints_reach_the_printers_topic(tmp_path, broker):

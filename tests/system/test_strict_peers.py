@@ -84,8 +84,8 @@ def test_a_forged_delete_hint_wipes_nothing_a_real_deletion_does(tmp_path, zpl_p
                                                                   device_tree):
     # a broker anyone may publish to, as the default plaintext mqtt:// one can be
     import paho.mqtt.publish
-    from tools.cloudsim.client import Client
-    from tools.cloudsim.server import Service
+    from tools.printservice.client import Client
+    from tests.service_faults import FaultyService as Service
     proc, port = start_mosquitto(tmp_path)
     svc = Service(str(tmp_path / "service"), log=lambda m: None,
                   mqtt_url="mqtt://127.0.0.1:%d" % port).start()

@@ -127,7 +127,7 @@ def test_secrets_are_never_echoed(con):
 
 
 def test_a_real_ca_certificate_is_accepted_and_stored_as_der(con, tmp_path_factory):
-    from tools.cloudsim import certs
+    from tools.printservice import certs
     paths = certs.ensure(str(tmp_path_factory.mktemp("ca")))
     der = open(paths["ca_der"], "rb").read()
     out = con.say("set ca_cert " + base64.b64encode(der).decode())

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tools.cloudsim import serving, web
-from tools.cloudsim.server import Service
+from tools.printservice import serving, web
+from tests.service_faults import FaultyService as Service
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_plain_http_listens_only_where_asked(tmp_path):
 
 
 def test_a_download_cut_short_over_tls_ends_the_connection_at_once(tmp_path):
-    from tests.unit.test_cloudsim import claimed_printer
+    from tests.unit.test_service_api import claimed_printer
     s = Service(str(tmp_path / "svc"), log=lambda m: None).start()
     try:
         pid, tok, owner, _ = claimed_printer(s)
@@ -203,3 +203,18 @@ def test_a_download_cut_short_over_tls_ends_the_connection_at_once(tmp_path):
             assert time.monotonic() - t0 < 2
     finally:
         s.stop()
+
+
+def test_replies_are_not_held_back_by_nagle(svc):
+    # asyncio sets TCP_NODELAY only on sockets made with IPPROTO_TCP named; without it
+    # every reply's head and body wait out the client's delayed ACK, 40 ms a request
+    for sock in svc._sockets.values():
+        assert sock.proto == socket.IPPROTO_TCP
+    with connect(svc) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_reply(s)
+        t0 = time.monotonic()
+        for _ in range(10):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(s)[0] == 200
+        assert time.monotonic() - t0 < 0.35  # ten delayed ACKs would be 0.4 s

@@ -13,7 +13,7 @@ import urllib.parse
 
 import paho.mqtt.client as paho
 
-from tools.cloudsim import mqtt_access as access
+from tools.printservice import mqtt_access as access
 
 TOPIC = access.TOPIC
 
@@ -34,7 +34,7 @@ class Push:
         self._username = username
         self._dynsec = dynsec
         self._grants = grants
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cloudsim-push")
+        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="printservice-push")
         if username:
             self._client.username_pw_set(username, password)
         if u.scheme == "mqtts":

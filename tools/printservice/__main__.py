@@ -1,12 +1,12 @@
-"""Run the simulated print service:  python -m tools.cloudsim --data DIR [options]"""
+"""Run the print service:  python -m tools.printservice --data DIR [options]"""
 import argparse
 
-from tools.cloudsim.server import Service
+from tools.printservice.server import Service
 from tools.hostrun import serve_until_signalled
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tools.cloudsim",
+    ap = argparse.ArgumentParser(prog="python -m tools.printservice",
                                  description="GCP 2.0 compatible print service (HTTPS, SQLite)")
     ap.add_argument("--data", required=True, help="data directory (database, certificates, keys)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -44,13 +44,13 @@ def main(argv=None):
                       broker_port=args.broker_port if embedded else None,
                       broker_tls_port=args.broker_tls_port if embedded else None)
     except (OSError, RuntimeError, ValueError) as e:
-        raise SystemExit("cloudsim: cannot start: %s" % e)
+        raise SystemExit("printservice: cannot start: %s" % e)
     svc.start()
     for url in (svc.https_url, svc.http_url):
         if url:
-            print("cloudsim: %s/cloudprint" % url, flush=True)
-    print("cloudsim: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
-    print("cloudsim: CA for printers: %s; owner API key in %s/owner.key"
+            print("printservice: %s/cloudprint" % url, flush=True)
+    print("printservice: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
+    print("printservice: CA for printers: %s; owner API key in %s/owner.key"
           % (svc.certs["ca_der"], args.data), flush=True)
     serve_until_signalled(svc.stop)
 

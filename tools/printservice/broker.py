@@ -13,7 +13,7 @@ from amqtt.broker import Broker
 from amqtt.errors import NoDataError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
-from tools.cloudsim import mqtt_access as access
+from tools.printservice import mqtt_access as access
 
 class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
     """amqtt plugin: the service account by its password, printers by the database."""
@@ -79,7 +79,7 @@ class EmbeddedBroker:
                                 "certfile": certfile, "keyfile": keyfile}
         self._config = {
             "listeners": listeners,
-            "plugins": {"tools.cloudsim.broker.ServiceAccess": {
+            "plugins": {"tools.printservice.broker.ServiceAccess": {
                 "db_path": db_path, "service_user": service_user,
                 "service_password": service_password}},
         }

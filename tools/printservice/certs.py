@@ -83,7 +83,7 @@ def ensure(data_dir, hostnames=("localhost", "127.0.0.1")):
               ("key", SERVER_KEY))}
     hostnames = list(dict.fromkeys(hostnames))
     if not os.path.exists(paths["ca_der"]):
-        ca_key, ca_cert = make_ca("cloudsim CA")
+        ca_key, ca_cert = make_ca("print service CA")
         _write(paths["ca_der"], ca_cert.public_bytes(serialization.Encoding.DER))
         _write(paths["ca_pem"], ca_cert.public_bytes(serialization.Encoding.PEM))
         _write(paths["ca_key"], _key_pem(ca_key), private=True)

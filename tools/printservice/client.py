@@ -1,9 +1,9 @@
 """Command-line client of the print service, for owners:
 
-  python -m tools.cloudsim.client --url URL --key KEY printers
-  python -m tools.cloudsim.client --url URL --key KEY claim CODE
-  python -m tools.cloudsim.client --url URL --key KEY submit PRINTER FILE [--type T] [--copies N]
-  python -m tools.cloudsim.client --url URL --key KEY jobs [--printer ID]
+  python -m tools.printservice.client --url URL --key KEY printers
+  python -m tools.printservice.client --url URL --key KEY claim CODE
+  python -m tools.printservice.client --url URL --key KEY submit PRINTER FILE [--type T] [--copies N]
+  python -m tools.printservice.client --url URL --key KEY jobs [--printer ID]
 
 URL is the service's base (https://127.0.0.1:8443/cloudprint); KEY is the owner's API
 key (or --key-file DATA/owner.key). HTTPS is verified against --ca (PEM)."""
@@ -44,7 +44,7 @@ class Client:
             body += data + b"\r\n"
         body += ("--%s--\r\n" % boundary).encode()
         req = urllib.request.Request(self.base + "/" + interface, data=bytes(body), method="POST", headers={
-            "Authorization": "Bearer " + self.key, "X-CloudPrint-Proxy": "cloudsim-client",
+            "Authorization": "Bearer " + self.key, "X-CloudPrint-Proxy": "printservice-client",
             "Content-Type": "multipart/form-data; boundary=" + boundary})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self.ctx) as resp:
@@ -85,10 +85,10 @@ def guess_type(path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tools.cloudsim.client", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m tools.printservice.client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="https://127.0.0.1:8443/cloudprint")
-    ap.add_argument("--key", default=os.environ.get("CLOUDSIM_KEY"))
+    ap.add_argument("--key", default=os.environ.get("PRINTSERVICE_KEY"))
     ap.add_argument("--key-file")
     ap.add_argument("--ca", help="CA certificate (PEM) to verify an https:// service")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -110,7 +110,7 @@ def main(argv=None):
             with open(args.key_file) as f:
                 key = f.read().strip()
         if not key:
-            ap.error("an API key is needed: --key, --key-file or CLOUDSIM_KEY")
+            ap.error("an API key is needed: --key, --key-file or PRINTSERVICE_KEY")
         c = Client(args.url, key, args.ca)
         if args.cmd == "printers":
             for p in c.printers():

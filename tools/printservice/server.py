@@ -2,21 +2,21 @@
 where asked), and the embedded MQTT broker, all served from one event loop in one
 thread, so idle keep-alive and push connections cost no thread each."""
 import asyncio
-import collections
 import json
 import logging
 import os
 import socket
 import threading
 
-from tools.cloudsim import certs, serving
-from tools.cloudsim.api import Api
-from tools.cloudsim.faults import Faults
-from tools.cloudsim.push import NoPush, Push
-from tools.cloudsim.store import Store, new_secret
-from tools.cloudsim.web import make_app
+from tools.printservice import certs, serving
+from tools.printservice.api import Api
+from tools.printservice.push import NoPush, Push
+from tools.printservice.store import Store, adopt_database, new_secret
+from tools.printservice.web import make_app
 
 OWNER = "owner@example.com"
+DB_FILE = "service.db"
+OLD_DB_FILE = "cloudsim.db"  # its name before the service had one of its own
 START_TIMEOUT_S = 15
 
 
@@ -27,15 +27,15 @@ class Service:
                  client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
-                 broker_tls_port=None):
+                 broker_tls_port=None, api_class=Api):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
         broker_port (0 = any free port) starts the embedded broker instead."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
-        self.store = Store(os.path.join(data_dir, "cloudsim.db"))
-        self.faults = Faults()
+        adopt_database(os.path.join(data_dir, OLD_DB_FILE), os.path.join(data_dir, DB_FILE))
+        self.store = Store(os.path.join(data_dir, DB_FILE))
         self.client = self._client(client_id, client_secret)
         self.owner_key = self.store.ensure_user(OWNER)
         _write_private(os.path.join(data_dir, "owner.key"), self.owner_key + "\n")
@@ -52,14 +52,14 @@ class Service:
         self.https_url = urls["https"]
         self.broker = None
         if broker_port is not None:
-            from tools.cloudsim.broker import EmbeddedBroker  # amqtt loads only when used
-            mqtt_user, mqtt_password, mqtt_dynsec = "cloudsim-push", new_secret(24), False
+            from tools.printservice.broker import EmbeddedBroker  # amqtt loads only when used
+            mqtt_user, mqtt_password, mqtt_dynsec = "printservice-push", new_secret(24), False
             broker_port = broker_port or _free_port(host)
             for what, port in (("broker", broker_port), ("broker TLS", broker_tls_port)):
                 if port:
                     _listen(what, host, port).close()  # amqtt's own error names no port
             self.broker = EmbeddedBroker(
-                os.path.join(data_dir, "cloudsim.db"), mqtt_user, mqtt_password, host, broker_port,
+                os.path.join(data_dir, DB_FILE), mqtt_user, mqtt_password, host, broker_port,
                 broker_tls_port, self.certs["cert"], self.certs["key"])
             mqtt_url = "mqtt://%s:%d" % (host, broker_port)
             mqtt_ca = None
@@ -73,10 +73,9 @@ class Service:
         if mqtt_url:
             self.push = Push(mqtt_url, mqtt_ca, mqtt_user, mqtt_password, log=log, dynsec=mqtt_dynsec,
                              grants=self._broker_grants)
-        self.seen = collections.deque(maxlen=1000)
-        self._apis = {scheme: Api(self.store, self.faults, url + "/cloudprint", self.client["client_id"],
-                                  self.client["client_secret"], token_duration_s, access_ttl_s, log,
-                                  self.seen, self.push)
+        self._apis = {scheme: api_class(self.store, url + "/cloudprint", self.client["client_id"],
+                                        self.client["client_secret"], token_duration_s, access_ttl_s,
+                                        log, self.push)
                       for scheme, url in urls.items()}
         self._thread = None
         self._loop = None
@@ -176,8 +175,20 @@ class ListenError(OSError):
 
 
 def _listen(what, host, port):
+    """A listening TCP socket. Made with IPPROTO_TCP named, since asyncio sets TCP_NODELAY
+    only on sockets that say so: without it each reply's head and body wait out the
+    client's delayed ACK (40 ms a request)."""
     try:
-        return socket.create_server((host, port), backlog=1024)
+        family = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+        return sock
     except OSError as e:
         hint = {"HTTP": "--http-port", "HTTPS": "--https-port", "broker": "--broker-port (or --mqtt URL "
                 "for a broker you run)", "broker TLS": "--broker-tls-port"}[what]

@@ -1,4 +1,4 @@
-"""SQLite storage for the simulated print service: printers, pending registrations,
+"""SQLite storage for the print service: printers, pending registrations,
 OAuth tokens, users and jobs. One connection guarded by a lock; every write commits,
 so a restarted service loses nothing."""
 import json
@@ -69,6 +69,17 @@ def private_file(path):
     """The file at path exists and only its owner may read it (0600)."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
+
+
+def adopt_database(old, new):
+    """A database under an old name moves to its new one (a data directory from before a
+    rename keeps its data). Checkpointed first (the last connection to close folds the WAL
+    into the file), so one atomic rename moves all of it."""
+    if os.path.exists(old) and not os.path.exists(new):
+        db = sqlite3.connect(old)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        os.replace(old, new)
 
 
 class Store:

@@ -18,7 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from tools.cloudsim.api import Reply, Request
+from tools.printservice.api import Reply, Request
 
 FORM_BODY_MAX = 1024 * 1024  # every form but a job's: capabilities are at most 256 KiB
 JOB_BODY_MAX = 64 * 1024 * 1024  # a job submitted by an authenticated owner
@@ -50,7 +50,7 @@ def make_app(api):
         return await _serve(api, request, "token")
 
     async def banner(request):
-        return _plain(200, "cloudsim: GCP 2.0 compatible print service\n")
+        return _plain(200, "printservice: GCP 2.0 compatible print service\n")
 
     async def not_found(request, exc):
         return _plain(404, "not found", close=_has_body(request.headers))
@@ -173,12 +173,12 @@ def _plain(status, text, close=False):
 
 
 class _Send:
-    """An ASGI response from a Reply: a body, a stream of chunks read in a worker thread
-    (job files come from the database), or one byte at a time (the drip fault)."""
+    """An ASGI response from a Reply: a body, or a stream of chunks each read in a worker
+    thread (job files come from the database)."""
 
     def __init__(self, reply, close=False):
         self.reply = reply
-        self.close = close or reply.close or reply.drip_s is not None
+        self.close = close or reply.close
 
     async def __call__(self, scope, receive, send):
         r = self.reply
@@ -188,12 +188,7 @@ class _Send:
         if self.close:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": r.status, "headers": headers})
-        if r.drip_s:
-            for i in range(len(r.body)):
-                await send({"type": "http.response.body", "body": r.body[i:i + 1], "more_body": True})
-                await asyncio.sleep(r.drip_s)
-            await send({"type": "http.response.body", "body": b""})
-        elif r.stream:
+        if r.stream:
             chunks = r.stream()
             sent = 0
             try:

@@ -1,14 +1,15 @@
-"""The simulated service against the protocol reference, over real HTTP."""
+"""The print service against the protocol reference, over real HTTP."""
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tools.cloudsim.api import check_diff
-from tools.cloudsim.client import Client
-from tools.cloudsim.server import Service
+from tools.printservice.api import check_diff
+from tools.printservice.client import Client
+from tools.printservice.server import Service
 
 CDD = {"version": "1.0", "printer": {"supported_content_type": [{"content_type": "application/x-zpl"}]}}
 
@@ -196,7 +197,7 @@ def test_check_diff():
 
 
 def test_command_line_client_submits_and_lists(svc, tmp_path, capsys):
-    from tools.cloudsim import client as cli
+    from tools.printservice import client as cli
     pid, _, _, _ = claimed_printer(svc)
     label = tmp_path / "label.zpl"
     label.write_bytes(b"^XA^FDcli^FS^XZ")
@@ -226,7 +227,7 @@ def test_simulated_zpl_engine_prints_labels_split_across_steps(tmp_path):
 
 
 def test_claim_codes_have_50_bits_from_an_unambiguous_alphabet_and_read_forgivingly(svc):
-    from tools.cloudsim.store import CODE_ALPHABET
+    from tools.printservice.store import CODE_ALPHABET
     codes = {register(svc)["registration_token"] for _ in range(20)}
     assert len(codes) == 20
     assert all(len(c) == 10 and set(c) <= set(CODE_ALPHABET) for c in codes)
@@ -263,7 +264,7 @@ def test_a_printer_token_lists_only_its_own_printer(svc):
 
 
 def test_registration_is_rate_limited_and_expired_ones_are_purged(svc):
-    from tools.cloudsim import api
+    from tools.printservice import api
     limit = api.REGISTER_LIMIT[0]
     replies = [call(svc, "/cloudprint/register", {"name": "p", "proxy": "px", "capabilities": json.dumps(CDD)})
                for _ in range(limit + 1)]
@@ -277,7 +278,7 @@ def test_registration_is_rate_limited_and_expired_ones_are_purged(svc):
 
 
 def test_claim_attempts_are_rate_limited_per_account(svc):
-    from tools.cloudsim import api
+    from tools.printservice import api
     owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
     answers = []
     for i in range(api.CLAIM_FAILURE_LIMIT[0] + 1):
@@ -319,13 +320,13 @@ def test_the_data_directory_and_database_are_private(svc):
     claimed_printer(svc)  # writes: the WAL exists now
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
     assert mode(svc.data_dir) == 0o700
-    for name in ("cloudsim.db", "cloudsim.db-wal", "cloudsim.db-shm", "owner.key", "ca.key", "server.key"):
+    for name in ("service.db", "service.db-wal", "service.db-shm", "owner.key", "ca.key", "server.key"):
         assert mode(os.path.join(svc.data_dir, name)) == 0o600, name
 
 
 def test_the_certificate_names_the_public_host_and_the_ca_is_kept(tmp_path):
     from cryptography import x509
-    from tools.cloudsim import certs
+    from tools.printservice import certs
     first = certs.ensure(str(tmp_path), ["localhost", "127.0.0.1"])
     ca = open(first["ca_der"], "rb").read()
     again = certs.ensure(str(tmp_path), ["localhost", "127.0.0.1", "print.example.com"])
@@ -340,3 +341,29 @@ def test_the_certificate_names_the_public_host_and_the_ca_is_kept(tmp_path):
         assert "print.example.com" in names.get_values_for_type(x509.DNSName)
     finally:
         svc.stop()
+
+
+def test_a_data_directory_from_before_the_rename_keeps_its_data(tmp_path):
+    data = str(tmp_path / "svc")
+    with Service(data, log=lambda m: None) as s1:
+        pid, _, owner, _ = claimed_printer(s1)
+        job = owner.submit(pid, b"^XA^XZ", "application/x-zpl")["id"]
+        key = s1.owner_key
+    os.rename(os.path.join(data, "service.db"), os.path.join(data, "cloudsim.db"))
+    with Service(data, log=lambda m: None) as s2:
+        assert s2.owner_key == key
+        assert Client(s2.http_url + "/cloudprint", key).job(job)["semanticState"]["state"]["type"] == "QUEUED"
+    assert not os.path.exists(os.path.join(data, "cloudsim.db"))
+
+
+def test_the_service_never_loads_the_test_only_fault_layer():
+    import ast
+    import glob
+    for path in glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "tools", "**", "*.py"),
+                          recursive=True):
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "tests" or n.startswith("tests.") for n in names), path
