@@ -270,11 +270,11 @@ def test_registration_is_rate_limited_and_expired_ones_are_purged(svc):
                for _ in range(limit + 1)]
     assert all(r[0] == 200 for r in replies[:limit])
     assert replies[-1][0] == 429 and "Too many registrations" in replies[-1][1]["message"]
-    svc.store.x("DELETE FROM rate")
-    svc.store.x("UPDATE registrations SET expires_ms = 0")
+    svc.store.delete("rate")
+    svc.store.update("registrations", {}, expires_ms=0)
     register(svc)  # the next registration purges the expired ones, with their printers
-    assert svc.store.one("SELECT COUNT(*) AS n FROM registrations")["n"] == 1
-    assert svc.store.one("SELECT COUNT(*) AS n FROM printers")["n"] == 1
+    assert svc.store.count("registrations") == 1
+    assert svc.store.count("printers") == 1
 
 
 def test_claim_attempts_are_rate_limited_per_account(svc):
@@ -296,7 +296,7 @@ def test_json_nested_past_the_limit_is_a_400_and_nothing_is_stored(svc):
     deep = '{"printer": ' * 980 + "1" + "}" * 980
     status, body = call(svc, "/cloudprint/register", {"name": "p", "proxy": "px", "capabilities": deep})
     assert status == 400 and "nested deeper" in body["message"]
-    assert svc.store.one("SELECT COUNT(*) AS n FROM printers")["n"] == 0
+    assert svc.store.count("printers") == 0
     pid, tok, owner, _ = claimed_printer(svc)
     auth = {"Authorization": "Bearer " + tok["access_token"]}
     status, body = call(svc, "/cloudprint/update", {"printerid": pid, "capabilities": deep}, headers=auth)

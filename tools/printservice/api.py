@@ -235,7 +235,7 @@ class Api:
         if scheme.lower() not in ("bearer", "oauth") or not token.strip():
             return None
         token = token.strip().strip('"')
-        row = self.store.one("SELECT * FROM tokens WHERE token=? AND kind='access'", (token,))
+        row = self.store.get("tokens", token=token, kind="access")
         if row and not row["revoked"] and row["expires_ms"] > now_ms():
             if self.store.printer(row["printer_id"]):
                 return ("printer", row["printer_id"])
@@ -278,7 +278,7 @@ class Api:
 
     def revoke_tokens(self, printer_id):
         """The owner revoked the printer's grant: its refresh token answers invalid_grant."""
-        self.store.x("UPDATE tokens SET revoked=1 WHERE printer_id=?", (printer_id,))
+        self.store.update("tokens", {"printer_id": printer_id}, revoked=1)
 
     # ---- anonymous registration (§3)
     def register(self, req):
@@ -293,7 +293,7 @@ class Api:
         if not self.store.allow("register:%s" % req.client, *REGISTER_LIMIT):
             return self._too_many_registrations()
         self.purge_expired()  # after the limit: a flood must not buy a purge per request
-        if self.store.one("SELECT COUNT(*) AS n FROM registrations WHERE claimed_by IS NULL")["n"] >= UNCLAIMED_MAX:
+        if self.store.count("registrations", claimed_by=None) >= UNCLAIMED_MAX:
             return self._too_many_registrations()
         try:
             cdd = loads_limited(caps)
@@ -310,19 +310,18 @@ class Api:
         with self.store.tx() as s:
             while True:  # 50 random bits; a code still in use is drawn again, never reused
                 token = new_claim_code()
-                if s.one("SELECT 1 FROM registrations WHERE token=?", (token,)) is None:
+                if s.get("registrations", token=token) is None:
                     break
-            s.x("INSERT INTO printers (id, proxy, name, default_display_name, uuid, manufacturer, model,"
-                " firmware, gcp_version, setup_url, support_url, update_url, capabilities, caps_hash,"
-                " semantic_state, local_settings, owner, created_ms, updated_ms, accessed_ms)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?)",
-                (pid, proxy, name, req.value("default_display_name") or name, req.value("uuid"),
-                 req.value("manufacturer"), req.value("model"), req.value("firmware"),
-                 req.value("gcp_version") or "1.0", req.value("setup_url"), req.value("support_url"),
-                 req.value("update_url"), json.dumps(cdd), req.value("capsHash") or "",
-                 json.dumps(state), json.dumps(local), t, t, t))
-            s.x("INSERT INTO registrations (token, printer_id, expires_ms, poll_secret) VALUES (?, ?, ?, ?)",
-                (token, pid, t + self.token_duration_s * 1000, secret))
+            s.insert("printers", id=pid, proxy=proxy, name=name,
+                     default_display_name=req.value("default_display_name") or name,
+                     uuid=req.value("uuid"), manufacturer=req.value("manufacturer"), model=req.value("model"),
+                     firmware=req.value("firmware"), gcp_version=req.value("gcp_version") or "1.0",
+                     setup_url=req.value("setup_url"), support_url=req.value("support_url"),
+                     update_url=req.value("update_url"), capabilities=json.dumps(cdd),
+                     caps_hash=req.value("capsHash") or "", semantic_state=json.dumps(state),
+                     local_settings=json.dumps(local), owner=None, created_ms=t, updated_ms=t, accessed_ms=t)
+            s.insert("registrations", token=token, printer_id=pid, expires_ms=t + self.token_duration_s * 1000,
+                     poll_secret=secret)
         self.log("registered printer %s (%s), claim code issued" % (pid, name))
         fields = {
             "printers": [self.printer_json(self.store.printer(pid))],
@@ -346,10 +345,7 @@ class Api:
 
     def purge_expired(self):
         """Registrations nobody claimed in time go, with their printers (reference §3.3)."""
-        with self.store.tx() as s:
-            s.x("DELETE FROM printers WHERE owner IS NULL AND id IN (SELECT printer_id FROM registrations"
-                " WHERE claimed_by IS NULL AND expires_ms < ?)", (now_ms(),))
-            s.x("DELETE FROM registrations WHERE claimed_by IS NULL AND expires_ms < ?", (now_ms(),))
+        self.store.purge_expired(now_ms())
 
     def _claim(self, token, email):
         """None on success, else a message."""
@@ -359,7 +355,7 @@ class Api:
             return "Too many wrong claim codes; wait a minute."
         if not self.store.allow("claim-code:" + token, *CLAIM_CODE_LIMIT):
             return "Too many attempts on this code; wait a minute."
-        reg = self.store.one("SELECT * FROM registrations WHERE token=?", (token,))
+        reg = self.store.get("registrations", token=token)
         if reg is None:
             self.store.allow(failures, *CLAIM_FAILURE_LIMIT)
             return "Unknown claim code."
@@ -368,8 +364,9 @@ class Api:
         if reg["claimed_by"] and reg["claimed_by"] != email:
             return "This printer was claimed by someone else."
         with self.store.tx() as s:
-            s.x("UPDATE registrations SET claimed_by=? WHERE token=?", (email, reg["token"]))
-            s.x("UPDATE printers SET owner=?, updated_ms=? WHERE id=?", (email, now_ms(), reg["printer_id"]))
+            if not s.claim_registration(reg["token"], email):  # someone else won a race for it
+                return "This printer was claimed by someone else."
+            s.update("printers", {"id": reg["printer_id"]}, owner=email, updated_ms=now_ms())
         self.log("printer %s claimed by %s" % (reg["printer_id"], email))
         return None
 
@@ -391,13 +388,13 @@ class Api:
         printer_id, client_id = req.get("printerid"), req.get("oauth_client_id")
         if not printer_id or not client_id:
             return failure(ERR_MISSING, "Missing required parameters.")
-        reg = self.store.one("SELECT * FROM registrations WHERE printer_id=?", (printer_id,))
+        reg = self.store.get("registrations", printer_id=printer_id)
         if reg is None or not reg["poll_secret"] or req.get("secret") != reg["poll_secret"]:
             return failure(ERR_NO_CODE, "Unable to get the authorization code.")
         if reg["expires_ms"] < now_ms() and not reg["claimed_by"]:
             with self.store.tx() as s:  # the pending printer is discarded (§3.3)
-                s.x("DELETE FROM registrations WHERE token=?", (reg["token"],))
-                s.x("DELETE FROM printers WHERE id=? AND owner IS NULL", (printer_id,))
+                s.delete("registrations", token=reg["token"])
+                s.delete("printers", id=printer_id, owner=None)
             return failure(ERR_TOKEN_EXPIRED, "Registration token expired.")
         if not reg["claimed_by"]:
             return failure(ERR_NOT_CLAIMED, "Token not registered yet.")
@@ -406,11 +403,11 @@ class Api:
         code = "4/" + new_secret()
         with self.store.tx() as s:
             # handed out once: a second poll, even with the secret, gets nothing
-            if s.x("UPDATE registrations SET auth_code=?, code_given=1 WHERE token=? AND code_given=0",
-                   (code, reg["token"])) != 1:
+            if s.update("registrations", {"token": reg["token"], "code_given": 0},
+                        auth_code=code, code_given=1) != 1:
                 return failure(ERR_NO_CODE, "The authorization code was already handed out.")
-            s.x("INSERT INTO tokens VALUES (?, 'code', ?, ?, ?, 0, 0)",
-                (code, printer_id, client_id, now_ms() + 600000))
+            s.insert("tokens", token=code, kind="code", printer_id=printer_id, client_id=client_id,
+                     expires_ms=now_ms() + 600000)
         return envelope(authorization_code=code,
                         xmpp_jid=printer_id.replace("-", "") + "@cloudprint.simulated",
                         user_email=reg["claimed_by"],
@@ -430,14 +427,15 @@ class Api:
             if req.get("redirect_uri") not in ("oob", "urn:ietf:wg:oauth:2.0:oob"):
                 return oauth_error(400, "invalid_request", "redirect_uri must be oob.")
             with self.store.tx() as s:
-                row = s.one("SELECT * FROM tokens WHERE token=? AND kind='code'", (req.get("code") or "",))
+                row = s.get("tokens", token=req.get("code") or "", kind="code")
                 if (row is None or row["used"] or row["expires_ms"] < now_ms()
                         or row["client_id"] != self.client_id or not s.printer(row["printer_id"])):
                     return oauth_error(400, "invalid_grant", "Code is unknown, used or expired.")
-                s.x("UPDATE tokens SET used=1 WHERE token=?", (row["token"],))
+                if s.update("tokens", {"token": row["token"], "used": 0}, used=1) != 1:
+                    return oauth_error(400, "invalid_grant", "Code is unknown, used or expired.")
                 refresh = "1/" + new_secret()
-                s.x("INSERT INTO tokens VALUES (?, 'refresh', ?, ?, NULL, 0, 0)",
-                    (refresh, row["printer_id"], self.client_id))
+                s.insert("tokens", token=refresh, kind="refresh", printer_id=row["printer_id"],
+                         client_id=self.client_id)
                 access = self._issue_access(s, row["printer_id"])
                 broker = self._broker_credential(s, row["printer_id"])
             return Reply(body=json.dumps({"access_token": access, "token_type": "Bearer",
@@ -445,8 +443,7 @@ class Api:
                                           "refresh_token": refresh,
                                           "mqtt_password": broker}).encode())
         if grant == "refresh_token":
-            row = self.store.one("SELECT * FROM tokens WHERE token=? AND kind='refresh'",
-                                 (req.get("refresh_token") or "",))
+            row = self.store.get("tokens", token=req.get("refresh_token") or "", kind="refresh")
             if row is None or row["revoked"] or not self.store.printer(row["printer_id"]):
                 return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
             with self.store.tx() as s:
@@ -460,19 +457,18 @@ class Api:
     def _broker_credential(self, s, printer_id):
         """The printer's push broker password (an extra field of the token reply, RFC 6749
         §5.1): made once per printer, revoked with it, never an API token (mqtt_access.py)."""
-        row = s.one("SELECT token FROM tokens WHERE kind='mqtt' AND printer_id=? AND revoked=0",
-                    (printer_id,))
+        row = s.get("tokens", kind="mqtt", printer_id=printer_id, revoked=0)
         if row is not None:
             return row["token"]
         password = "mq." + new_secret()
-        s.x("INSERT INTO tokens VALUES (?, 'mqtt', ?, ?, NULL, 0, 0)", (password, printer_id, self.client_id))
+        s.insert("tokens", token=password, kind="mqtt", printer_id=printer_id, client_id=self.client_id)
         self.push.grant(printer_id, password)
         return password
 
     def _issue_access(self, s, printer_id):
         access = "ya29." + new_secret()
-        s.x("INSERT INTO tokens VALUES (?, 'access', ?, ?, ?, 0, 0)",
-            (access, printer_id, self.client_id, now_ms() + self.access_ttl_s * 1000))
+        s.insert("tokens", token=access, kind="access", printer_id=printer_id, client_id=self.client_id,
+                 expires_ms=now_ms() + self.access_ttl_s * 1000)
         return access
 
     # ---- printers (§4)
@@ -492,9 +488,7 @@ class Api:
             state["cloud_connection_state"] = "ONLINE"
             out["semanticState"] = state
         if "queuedJobsCount" in extras:
-            row = self.store.one("SELECT COUNT(*) AS n FROM jobs WHERE printer_id=? AND "
-                                 "json_extract(state, '$.state.type')='QUEUED'", (p["id"],))
-            out["queuedJobsCount"] = str(row["n"])
+            out["queuedJobsCount"] = str(self.store.count("jobs", printer_id=p["id"], state_type="QUEUED"))
         if "connectionStatus" in extras:
             out["connectionStatus"] = "ONLINE" if now_ms() - p["accessed_ms"] < 600000 else "UNKNOWN"
         return out
@@ -509,10 +503,9 @@ class Api:
             if not proxy:
                 return failure(ERR_MISSING, "Missing required parameters.")
             # a printer's token sees its own printer only, whatever proxy it names
-            rows = self.store.q("SELECT * FROM printers WHERE id=? AND proxy=? AND deleted=0"
-                                " AND owner IS NOT NULL", (who, proxy))
+            rows = [p for p in self.store.all("printers", id=who, proxy=proxy, deleted=0) if p["owner"]]
         else:
-            rows = self.store.q("SELECT * FROM printers WHERE owner=? AND deleted=0", (who,))
+            rows = self.store.all("printers", owner=who, deleted=0)
         return envelope(printers=[self.printer_json(r) for r in rows])
 
     def i_printer(self, req):
@@ -564,8 +557,7 @@ class Api:
             return failure(ERR_MISSING, "A JSON parameter is not valid.")
         if sets:
             sets["updated_ms"] = now_ms()
-            cols = ", ".join("%s=?" % c for c in sets)
-            self.store.x("UPDATE printers SET %s WHERE id=?" % cols, list(sets.values()) + [printer["id"]])
+            self.store.update("printers", {"id": printer["id"]}, **sets)
         return envelope(message="Printer updated successfully.",
                         printer=self.printer_json(self.store.printer(printer["id"])))
 
@@ -579,10 +571,10 @@ class Api:
     def delete_printer(self, printer_id):
         cause = {"state": {"type": "ABORTED", "service_action_cause": {"error_code": "PRINTER_DELETED"}}}
         with self.store.tx() as s:
-            s.x("UPDATE printers SET deleted=1, updated_ms=? WHERE id=?", (now_ms(), printer_id))
-            s.x("UPDATE tokens SET revoked=1 WHERE printer_id=?", (printer_id,))
-            for row in s.q("SELECT id, state FROM jobs WHERE printer_id=?", (printer_id,)):
-                if json.loads(row["state"])["state"]["type"] not in TERMINAL:
+            s.update("printers", {"id": printer_id}, deleted=1, updated_ms=now_ms())
+            s.update("tokens", {"printer_id": printer_id}, revoked=1)
+            for row in s.all("jobs", printer_id=printer_id):
+                if row["state_type"] not in TERMINAL:
                     s.set_job_state(row["id"], dict(cause, version="1.0"))
         self.log("printer %s deleted" % printer_id)
         self.push.deleted(printer_id)
@@ -607,17 +599,14 @@ class Api:
         printer = self.store.printer(printer_id)
         accepted = content_types(printer)
         with self.store.tx() as s:
-            s.x("UPDATE printers SET accessed_ms=? WHERE id=?", (now_ms(), printer_id))
-            states = self.fetchable_states(req)
-            rows = s.q("SELECT id, content_type, delivery_attempts FROM jobs WHERE printer_id=? AND "
-                       "json_extract(state, '$.state.type') IN (%s) ORDER BY create_ms, rowid"
-                       % ", ".join("?" * len(states)), (printer_id,) + states)
+            s.update("printers", {"id": printer_id}, accessed_ms=now_ms())
+            rows = s.all("jobs", order=("num",), printer_id=printer_id, state_type=self.fetchable_states(req))
             ids = [r["id"] for r in rows if r["content_type"] in accepted][:FETCH_LIMIT]
             for job_id in ids:
-                s.x("UPDATE jobs SET delivery_attempts=delivery_attempts+1 WHERE id=?", (job_id,))
+                s.count_delivery(job_id)
         if not ids:
             return failure(ERR_NO_JOBS, "No print job available on specified printer.")
-        jobs = [self.job_json(self.store.one("SELECT * FROM jobs WHERE id=?", (i,))) for i in ids]
+        jobs = [self.job_json(self.store.get("jobs", id=i)) for i in ids]
         return self.fetch_reply(req, jobs)
 
     def fetchable_states(self, req):
@@ -630,7 +619,7 @@ class Api:
     def _job_for(self, req, job_id):
         if not job_id:
             return None, failure(ERR_MISSING, "Missing required parameters.")
-        job = self.store.one("SELECT * FROM jobs WHERE id=?", (job_id,))
+        job = self.store.get("jobs", id=job_id)
         if job is None:
             return None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
         printer = self.store.printer(job["printer_id"], include_deleted=True)
@@ -665,7 +654,7 @@ class Api:
         if why:
             return failure(ERR_MISSING, "Invalid semantic_state_diff: " + why)
         with self.store.tx() as s:
-            job = s.one("SELECT * FROM jobs WHERE id=?", (job["id"],))
+            job = s.get("jobs", lock=True, id=job["id"])  # one report at a time moves a job
             state = json.loads(job["state"])
             current = state["state"]["type"]
             new = diff.get("state", state["state"])
@@ -678,7 +667,7 @@ class Api:
             state["state"] = new
             pages = diff.get("pages_printed")
             s.set_job_state(job["id"], state, None if pages is None else int(pages))
-            job = s.one("SELECT * FROM jobs WHERE id=?", (job["id"],))
+            job = s.get("jobs", id=job["id"])
         self.log("job %s: %s -> %s" % (job["id"], current, new["type"]))
         return envelope(message="Job updated successfully.", job=self.job_json(job))
 
@@ -695,7 +684,7 @@ class Api:
         printer = self.store.printer(job["printer_id"])
         if printer is None or job["content_type"] not in content_types(printer):
             return Reply(status=415, body=b"cannot convert", content_type="text/plain")
-        length = self.store.one("SELECT length(content) AS n FROM jobs WHERE id=?", (job["id"],))["n"]
+        length = job["size"]
         start, status, headers = 0, 200, [("Accept-Ranges", "bytes")]
         wanted = byte_range(req.headers.get("Range"), length)
         if wanted == "unsatisfiable":
@@ -708,15 +697,12 @@ class Api:
         job_id = job["id"]
 
         def chunks():
-            with self.store.blob(job_id) as blob:
-                blob.seek(start)
-                left = send
-                while left > 0:
-                    chunk = blob.read(min(65536, left))
-                    if not chunk:
-                        break
-                    yield chunk
-                    left -= len(chunk)
+            left = send
+            for chunk in self.store.job_chunks(job_id, start):
+                if left <= 0:
+                    break
+                yield chunk[:left]
+                left -= len(chunk)
         return Reply(status=status, content_type=job["content_type"], stream=chunks,
                      length=length - start, headers=headers)
 
@@ -743,22 +729,20 @@ class Api:
         title = (req.value("title") or "untitled")[:MAX_TITLE]
         job_id, t = new_id(), now_ms()
         state = {"version": "1.0", "state": {"type": "QUEUED"}}
-        self.store.x("INSERT INTO jobs (id, printer_id, title, owner, content_type, content, ticket,"
-                     " state, create_ms, update_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                     (job_id, printer["id"], title, req.principal[1], ctype,
-                      content, json.dumps(ticket), json.dumps(state), t, t))
+        self.store.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=req.principal[1],
+                           content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
+                           state_type="QUEUED", create_ms=t, update_ms=t)
         self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], len(content)))
         self.push.new_job(printer["id"])
-        job = self.store.one("SELECT * FROM jobs WHERE id=?", (job_id,))
+        job = self.store.get("jobs", id=job_id)
         return envelope(message="Print job added.", job=self.job_json(job))
 
     def i_jobs(self, req):
         kind, who = req.principal
         if kind == "printer":
-            rows = self.store.q("SELECT * FROM jobs WHERE printer_id=? ORDER BY create_ms", (who,))
+            rows = self.store.all("jobs", order=("num",), printer_id=who)
         else:
-            rows = self.store.q("SELECT j.* FROM jobs j JOIN printers p ON p.id=j.printer_id "
-                                "WHERE (j.owner=? OR p.owner=?) ORDER BY j.create_ms", (who, who))
+            rows = self.store.jobs_visible_to(who)
         if req.get("printerid"):
             rows = [r for r in rows if r["printer_id"] == req.get("printerid")]
         jobs = [self.job_json(r) for r in rows]
@@ -770,7 +754,7 @@ class Api:
         job, err = self._job_for(req, req.value("jobid"))
         if err:
             return err
-        self.store.x("DELETE FROM jobs WHERE id=?", (job["id"],))
+        self.store.delete_job(job["id"])
         return envelope(message="Print job deleted successfully.")
 
 

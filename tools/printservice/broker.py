@@ -6,7 +6,6 @@ handed it out, and dies with the printer."""
 import asyncio
 import hmac
 import logging
-import sqlite3
 from dataclasses import dataclass
 
 from amqtt.broker import Broker
@@ -14,13 +13,14 @@ from amqtt.errors import NoDataError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from tools.printservice import mqtt_access as access
+from tools.printservice.store import Store
 
 class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
     """amqtt plugin: the service account by its password, printers by the database."""
 
     @dataclass
     class Config:
-        db_path: str = ""
+        db_url: str = ""
         service_user: str = ""
         service_password: str = ""
 
@@ -28,7 +28,7 @@ class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
         super().__init__(context)
         cfg = context.config
         self._service = (cfg.service_user, cfg.service_password)
-        self._db = sqlite3.connect("file:%s?mode=ro" % cfg.db_path, uri=True, check_same_thread=False)
+        self._store = Store(cfg.db_url, migrate_schema=False)
 
     async def authenticate(self, *, session):
         user, password = session.username or "", session.password or ""
@@ -36,7 +36,7 @@ class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
             password = password.decode("utf-8", "replace")
         if user == self._service[0]:
             return hmac.compare_digest(password, self._service[1])
-        return access.printer_password_ok(self._db, user, password)
+        return self._store.broker_password_ok(user, password)
 
     async def topic_filtering(self, *, session=None, topic=None, action=None):
         if session is None or topic is None:
@@ -46,7 +46,7 @@ class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
         return access.printer_may(session.username, str(action), topic)
 
     async def close(self):
-        self._db.close()
+        self._store.close()
 
 
 CONNECT_TIMEOUT_S = 5  # a socket that sends no CONNECT within this is dropped
@@ -71,7 +71,7 @@ class EmbeddedBroker:
     """Listens on host:port (plain MQTT) and, with certfile/keyfile, on tls_port (mqtts);
     started and stopped in the service's event loop."""
 
-    def __init__(self, db_path, service_user, service_password, host="127.0.0.1", port=1883,
+    def __init__(self, db_url, service_user, service_password, host="127.0.0.1", port=1883,
                  tls_port=None, certfile=None, keyfile=None):
         listeners = {"default": {"type": "tcp", "bind": "%s:%d" % (host, port)}}
         if tls_port:
@@ -80,7 +80,7 @@ class EmbeddedBroker:
         self._config = {
             "listeners": listeners,
             "plugins": {"tools.printservice.broker.ServiceAccess": {
-                "db_path": db_path, "service_user": service_user,
+                "db_url": db_url, "service_user": service_user,
                 "service_password": service_password}},
         }
         self._broker = None

@@ -27,18 +27,6 @@ def service_may(action, topic):
     return action == "publish" and topic.startswith(TOPIC % "") and "#" not in topic and "+" not in topic
 
 
-def printer_password_ok(db, printer_id, password):
-    """db: an sqlite3 connection to the service's database."""
-    if not printer_id or not password:
-        return False
-    row = db.execute(
-        "SELECT 1 FROM tokens t JOIN printers p ON p.id = t.printer_id WHERE t.kind = 'mqtt'"
-        " AND t.token = ? AND t.printer_id = ? AND t.revoked = 0 AND p.deleted = 0",
-        (password, printer_id)).fetchone()
-    return row is not None
-
-
-# ---- mosquitto's dynamic-security plugin: one client and one role per printer
 def _role(printer_id):
     return "printer-" + printer_id
 

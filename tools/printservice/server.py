@@ -11,7 +11,7 @@ import threading
 from tools.printservice import certs, serving
 from tools.printservice.api import Api
 from tools.printservice.push import NoPush, Push
-from tools.printservice.store import Store, adopt_database, new_secret
+from tools.printservice.store import Store, adopt_database, new_secret, sqlite_url
 from tools.printservice.web import make_app
 
 OWNER = "owner@example.com"
@@ -27,15 +27,17 @@ class Service:
                  client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
-                 broker_tls_port=None, api_class=Api):
+                 broker_tls_port=None, api_class=Api, database_url=None):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
-        broker_port (0 = any free port) starts the embedded broker instead."""
+        broker_port (0 = any free port) starts the embedded broker instead. database_url:
+        an SQLAlchemy URL (default: SQLite in the data directory)."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
         adopt_database(os.path.join(data_dir, OLD_DB_FILE), os.path.join(data_dir, DB_FILE))
-        self.store = Store(os.path.join(data_dir, DB_FILE))
+        self.database_url = database_url or sqlite_url(os.path.join(data_dir, DB_FILE))
+        self.store = Store(self.database_url)
         self.client = self._client(client_id, client_secret)
         self.owner_key = self.store.ensure_user(OWNER)
         _write_private(os.path.join(data_dir, "owner.key"), self.owner_key + "\n")
@@ -59,7 +61,7 @@ class Service:
                 if port:
                     _listen(what, host, port).close()  # amqtt's own error names no port
             self.broker = EmbeddedBroker(
-                os.path.join(data_dir, DB_FILE), mqtt_user, mqtt_password, host, broker_port,
+                self.database_url, mqtt_user, mqtt_password, host, broker_port,
                 broker_tls_port, self.certs["cert"], self.certs["key"])
             mqtt_url = "mqtt://%s:%d" % (host, broker_port)
             mqtt_ca = None
@@ -95,9 +97,7 @@ class Service:
         return client
 
     def _broker_grants(self):
-        return [(r["printer_id"], r["token"]) for r in self.store.q(
-            "SELECT t.printer_id, t.token FROM tokens t JOIN printers p ON p.id = t.printer_id"
-            " WHERE t.kind = 'mqtt' AND t.revoked = 0 AND p.deleted = 0")]
+        return self.store.broker_grants()
 
     @property
     def api(self):

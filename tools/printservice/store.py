@@ -1,46 +1,80 @@
-"""SQLite storage for the print service: printers, pending registrations,
-OAuth tokens, users and jobs. One connection guarded by a lock; every write commits,
-so a restarted service loses nothing."""
+"""The service's one data-access module: every table, every query, on SQLAlchemy Core.
+
+SQLite in the data directory by default; any SQLAlchemy URL otherwise. Nothing above this
+module writes SQL or knows the engine. The schema is under Alembic migrations
+(`migrations/`), applied at start, so an upgrade keeps an operator's data. Job files are
+kept in chunks, so a download streams a row at a time and never holds the whole file."""
 import json
 import os
 import secrets
-import sqlite3
-import threading
 import time
 import uuid
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, api_key TEXT UNIQUE NOT NULL);
-CREATE TABLE IF NOT EXISTS printers (
-  id TEXT PRIMARY KEY, proxy TEXT NOT NULL, name TEXT NOT NULL, default_display_name TEXT,
-  uuid TEXT, manufacturer TEXT, model TEXT, firmware TEXT, gcp_version TEXT,
-  setup_url TEXT, support_url TEXT, update_url TEXT,
-  capabilities TEXT NOT NULL, caps_hash TEXT, semantic_state TEXT NOT NULL,
-  local_settings TEXT NOT NULL, owner TEXT, created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL, accessed_ms INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS registrations (
-  token TEXT PRIMARY KEY, printer_id TEXT NOT NULL, expires_ms INTEGER NOT NULL,
-  claimed_by TEXT, auth_code TEXT, poll_secret TEXT, code_given INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS rate (
-  bucket TEXT NOT NULL, ends_ms INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (bucket, ends_ms));
-CREATE TABLE IF NOT EXISTS tokens (
-  token TEXT PRIMARY KEY, kind TEXT NOT NULL, printer_id TEXT NOT NULL, client_id TEXT NOT NULL,
-  expires_ms INTEGER, used INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY, printer_id TEXT NOT NULL, title TEXT NOT NULL, owner TEXT NOT NULL,
-  content_type TEXT NOT NULL, content BLOB NOT NULL, ticket TEXT NOT NULL,
-  state TEXT NOT NULL, create_ms INTEGER NOT NULL, update_ms INTEGER NOT NULL,
-  delivery_attempts INTEGER NOT NULL DEFAULT 0, pages_printed INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS jobs_by_printer ON jobs (printer_id, create_ms);
-"""
+import alembic.command
+import alembic.config
+import sqlalchemy as sa
+from sqlalchemy import event
 
 TERMINAL = ("DONE", "ABORTED")
-# Columns added after the first release: (table, column, declaration) for databases made before
-COLUMNS_ADDED = (("registrations", "poll_secret", "TEXT"),
-                 ("registrations", "code_given", "INTEGER NOT NULL DEFAULT 0"))
+CHUNK = 64 * 1024  # bytes of a job file per row
 # Claim codes: Crockford's base32 (no I, L, O, U: nothing to misread), 10 symbols = 50 bits
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 10
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+BASELINE = "0001"  # the schema every database made before migrations has
+
+metadata = sa.MetaData()
+Ms = sa.BigInteger  # milliseconds since the epoch do not fit 32 bits
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("email", sa.Text, primary_key=True),
+    sa.Column("api_key", sa.Text, nullable=False, unique=True))
+printers = sa.Table(
+    "printers", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("proxy", sa.Text, nullable=False), sa.Column("name", sa.Text, nullable=False),
+    *(sa.Column(c, sa.Text) for c in ("default_display_name", "uuid", "manufacturer", "model", "firmware",
+                                      "gcp_version", "setup_url", "support_url", "update_url")),
+    sa.Column("capabilities", sa.Text, nullable=False), sa.Column("caps_hash", sa.Text),
+    sa.Column("semantic_state", sa.Text, nullable=False), sa.Column("local_settings", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text), sa.Column("created_ms", Ms, nullable=False),
+    sa.Column("updated_ms", Ms, nullable=False), sa.Column("accessed_ms", Ms, nullable=False),
+    sa.Column("deleted", sa.Integer, nullable=False, server_default="0"))
+registrations = sa.Table(
+    "registrations", metadata,
+    sa.Column("token", sa.Text, primary_key=True), sa.Column("printer_id", sa.Text, nullable=False),
+    sa.Column("expires_ms", Ms, nullable=False), sa.Column("claimed_by", sa.Text),
+    sa.Column("auth_code", sa.Text), sa.Column("poll_secret", sa.Text),
+    sa.Column("code_given", sa.Integer, nullable=False, server_default="0"))
+rate = sa.Table(
+    "rate", metadata,
+    sa.Column("bucket", sa.Text, primary_key=True), sa.Column("ends_ms", Ms, primary_key=True),
+    sa.Column("hits", sa.Integer, nullable=False))
+tokens = sa.Table(
+    "tokens", metadata,
+    sa.Column("token", sa.Text, primary_key=True), sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("printer_id", sa.Text, nullable=False), sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("expires_ms", Ms), sa.Column("used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("revoked", sa.Integer, nullable=False, server_default="0"))
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("num", sa.Integer, primary_key=True, autoincrement=True),  # submission order
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("printer_id", sa.Text, nullable=False), sa.Column("title", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False), sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False), sa.Column("ticket", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False), sa.Column("state_type", sa.Text, nullable=False),
+    sa.Column("create_ms", Ms, nullable=False), sa.Column("update_ms", Ms, nullable=False),
+    sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("pages_printed", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("jobs_by_printer", "printer_id", "state_type", "num"))
+job_content = sa.Table(
+    "job_content", metadata,
+    sa.Column("job_id", sa.Text, primary_key=True), sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False))
+TABLES = {t.name: t for t in metadata.sorted_tables}
+READS = ("get", "all", "count", "printer", "jobs_visible_to")  # Tx queries that never write
 
 
 def now_ms():
@@ -71,57 +105,196 @@ def private_file(path):
     os.chmod(path, 0o600)
 
 
+def sqlite_url(path):
+    return "sqlite:///" + os.path.abspath(path)
+
+
 def adopt_database(old, new):
-    """A database under an old name moves to its new one (a data directory from before a
-    rename keeps its data). Checkpointed first (the last connection to close folds the WAL
-    into the file), so one atomic rename moves all of it."""
+    """A SQLite database under an old name moves to its new one (a data directory from
+    before a rename keeps its data). Checkpointed first (the last connection to close
+    folds the WAL into the file), so one atomic rename moves all of it."""
     if os.path.exists(old) and not os.path.exists(new):
-        db = sqlite3.connect(old)
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.close()
+        engine = sa.create_engine(sqlite_url(old), poolclass=sa.pool.NullPool)
+        with engine.connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
         os.replace(old, new)
 
 
+def _engine(url):
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    path = url.split("///", 1)[1]
+    # SQLite gives the -wal and -shm files the database file's mode: make that 0600
+    # before the first connect, and keep the data directory to its owner.
+    os.chmod(os.path.dirname(path), 0o700)
+    private_file(path)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                              pool_size=8, max_overflow=32)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi, _record):
+        dbapi.isolation_level = None  # transactions are begun below, not by the driver
+        dbapi.execute("PRAGMA journal_mode=WAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # a transaction that may write takes the write lock at its start: two that read and
+        # then write would otherwise deadlock, which SQLite answers with "database is locked"
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
+    return engine
+
+
+def migrate(engine):
+    """Bring the schema to the newest revision. A database from before migrations (its
+    tables, no alembic_version) is first completed to the baseline and stamped as it."""
+    cfg = alembic.config.Config()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        names = sa.inspect(conn).get_table_names()
+        if "printers" in names and "alembic_version" not in names:
+            columns = [c["name"] for c in sa.inspect(conn).get_columns("registrations")]
+            for column, decl in (("poll_secret", "TEXT"), ("code_given", "INTEGER NOT NULL DEFAULT 0")):
+                if column not in columns:  # added to the pre-migration schema in place
+                    conn.exec_driver_sql("ALTER TABLE registrations ADD COLUMN %s %s" % (column, decl))
+            alembic.command.stamp(cfg, BASELINE)
+        alembic.command.upgrade(cfg, "head")
+
+
+def _where(table, where):
+    out = []
+    for name, value in where.items():
+        col = table.c[name]
+        if value is None:
+            out.append(col.is_(None))
+        elif isinstance(value, (tuple, list)):
+            out.append(col.in_(value))
+        else:
+            out.append(col == value)
+    return out
+
+
+class Tx:
+    """Queries inside one transaction. Conditions are keyword arguments: a value (equal),
+    None (IS NULL) or a tuple (IN)."""
+
+    def __init__(self, conn):
+        self.c = conn
+
+    def get(self, table, lock=False, **where):
+        """One row or None; lock: held until the transaction ends (FOR UPDATE where the
+        engine has it; SQLite's transactions already hold the write lock)."""
+        t = TABLES[table]
+        q = sa.select(t).where(*_where(t, where)).limit(1)
+        return self.c.execute(q.with_for_update() if lock else q).mappings().first()
+
+    def all(self, table, order=(), **where):
+        t = TABLES[table]
+        q = sa.select(t).where(*_where(t, where)).order_by(*(t.c[o] for o in order))
+        return self.c.execute(q).mappings().all()
+
+    def count(self, table, **where):
+        t = TABLES[table]
+        return self.c.execute(sa.select(sa.func.count()).select_from(t).where(*_where(t, where))).scalar()
+
+    def insert(self, table, **values):
+        self.c.execute(TABLES[table].insert().values(**values))
+
+    def update(self, table, where, **values):
+        """Rows changed."""
+        t = TABLES[table]
+        return self.c.execute(t.update().where(*_where(t, where)).values(**values)).rowcount
+
+    def delete(self, table, **where):
+        t = TABLES[table]
+        return self.c.execute(t.delete().where(*_where(t, where))).rowcount
+
+    # the queries equality cannot say
+    def printer(self, printer_id, include_deleted=False):
+        row = self.get("printers", id=printer_id)
+        if row is None or (row["deleted"] and not include_deleted):
+            return None
+        return row
+
+    def set_job_state(self, job_id, state, pages=None):
+        values = {"state": json.dumps(state), "state_type": state["state"]["type"], "update_ms": now_ms()}
+        if pages is not None:
+            values["pages_printed"] = pages
+        self.update("jobs", {"id": job_id}, **values)
+
+    def count_delivery(self, job_id):
+        self.c.execute(jobs.update().where(jobs.c.id == job_id)
+                       .values(delivery_attempts=jobs.c.delivery_attempts + 1))
+
+    def purge_expired(self, now):
+        """Registrations nobody claimed before now go, with their printers."""
+        stale = sa.select(registrations.c.printer_id).where(
+            registrations.c.claimed_by.is_(None), registrations.c.expires_ms < now)
+        self.c.execute(printers.delete().where(printers.c.owner.is_(None), printers.c.id.in_(stale)))
+        self.c.execute(registrations.delete().where(
+            registrations.c.claimed_by.is_(None), registrations.c.expires_ms < now))
+
+    def claim_registration(self, token, email):
+        """Whether the registration is now email's: it was nobody's, or already theirs."""
+        r = registrations.c
+        return self.c.execute(registrations.update().where(
+            r.token == token, sa.or_(r.claimed_by.is_(None), r.claimed_by == email))
+            .values(claimed_by=email)).rowcount == 1
+
+    def jobs_visible_to(self, email):
+        """Jobs the user submitted or that went to the user's printers, oldest first."""
+        q = (sa.select(jobs).join(printers, printers.c.id == jobs.c.printer_id)
+             .where(sa.or_(jobs.c.owner == email, printers.c.owner == email)).order_by(jobs.c.num))
+        return self.c.execute(q).mappings().all()
+
+    def add_job(self, content, **values):
+        self.insert("jobs", size=len(content), **values)
+        for seq, off in enumerate(range(0, len(content), CHUNK)):
+            self.insert("job_content", job_id=values["id"], seq=seq, data=content[off:off + CHUNK])
+
+    def delete_job(self, job_id):
+        self.delete("job_content", job_id=job_id)
+        return self.delete("jobs", id=job_id)
+
+
 class Store:
-    def __init__(self, path):
-        # SQLite gives the -wal and -shm files the database file's mode: make that 0600
-        # before the first connect, and keep the data directory to its owner.
-        os.chmod(os.path.dirname(os.path.abspath(path)), 0o700)
-        private_file(path)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        for table, column, decl in COLUMNS_ADDED:
-            names = [r[1] for r in self._db.execute("PRAGMA table_info(%s)" % table)]
-            if column not in names:
-                self._db.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, decl))
-        self.lock = threading.RLock()
+    def __init__(self, url, migrate_schema=True):
+        """url: an SQLAlchemy database URL (sqlite_url(path) for a file). A second Store on
+        the same database (the embedded broker's) leaves the schema to the first."""
+        self.engine = _engine(url)
+        if migrate_schema:
+            migrate(self.engine)
 
     def close(self):
-        with self.lock:
-            self._db.close()
+        self.engine.dispose()
 
-    def q(self, sql, args=()):
-        with self.lock:
-            return self._db.execute(sql, args).fetchall()
+    def tx(self, readonly=False):
+        """A transaction: `with store.tx() as s:` groups queries atomically (Tx). A readonly
+        one never waits for writers (nor, on SQLite, makes them wait)."""
+        return _Begin(self.engine, readonly)
 
-    def one(self, sql, args=()):
-        rows = self.q(sql, args)
-        return rows[0] if rows else None
+    def __getattr__(self, name):
+        """Any Tx query, in a transaction of its own."""
+        query = getattr(Tx, name)
 
-    def x(self, sql, args=()):
-        with self.lock:
-            return self._db.execute(sql, args).rowcount
+        def run(*args, **kwargs):
+            with self.tx(readonly=name in READS) as s:
+                return query(s, *args, **kwargs)
+        return run
 
-    def tx(self):
-        """A transaction: `with store.tx():` groups writes atomically."""
-        return _Tx(self)
-
-    def blob(self, job_id):
-        with self.lock:
-            row = self._db.execute("SELECT rowid FROM jobs WHERE id=?", (job_id,)).fetchone()
-            return self._db.blobopen("jobs", "content", row[0], readonly=True)
+    def job_chunks(self, job_id, start=0):
+        """The job file from byte start, a chunk at a time, each read in a short transaction
+        of its own (a slow printer holds no lock)."""
+        seq, skip = divmod(start, CHUNK)
+        while True:
+            with self.tx(readonly=True) as s:
+                row = s.c.execute(sa.select(job_content.c.data).where(
+                    job_content.c.job_id == job_id, job_content.c.seq == seq)).first()
+            if row is None:
+                return
+            yield bytes(row[0][skip:])
+            seq, skip = seq + 1, 0
 
     def allow(self, bucket, limit, window_ms):
         """Count one hit in bucket; False when it is over limit hits in this window. Kept
@@ -129,59 +302,66 @@ class Store:
         now = now_ms()
         ends = (now // window_ms + 1) * window_ms
         with self.tx() as s:
-            s.x("DELETE FROM rate WHERE ends_ms <= ?", (now,))
-            s.x("INSERT INTO rate VALUES (?, ?, 1) ON CONFLICT (bucket, ends_ms) DO UPDATE SET hits = hits + 1",
-                (bucket, ends))
-            hits = s.one("SELECT hits FROM rate WHERE bucket=? AND ends_ms=?", (bucket, ends))["hits"]
+            s.c.execute(rate.delete().where(rate.c.ends_ms <= now))
+            if not s.c.execute(rate.update().where(rate.c.bucket == bucket, rate.c.ends_ms == ends)
+                               .values(hits=rate.c.hits + 1)).rowcount:
+                s.insert("rate", bucket=bucket, ends_ms=ends, hits=1)
+            hits = s.get("rate", bucket=bucket, ends_ms=ends)["hits"]
         return hits <= limit
 
     def hits(self, bucket, window_ms):
         """The hits counted in bucket in this window (see allow)."""
-        row = self.one("SELECT hits FROM rate WHERE bucket=? AND ends_ms=?",
-                       (bucket, (now_ms() // window_ms + 1) * window_ms))
+        row = self.get("rate", bucket=bucket, ends_ms=(now_ms() // window_ms + 1) * window_ms)
         return row["hits"] if row else 0
 
     # users
     def ensure_user(self, email):
-        row = self.one("SELECT api_key FROM users WHERE email=?", (email,))
-        if row:
-            return row["api_key"]
-        key = new_secret()
-        self.x("INSERT INTO users VALUES (?, ?)", (email, key))
+        with self.tx() as s:
+            row = s.get("users", email=email)
+            if row:
+                return row["api_key"]
+            key = new_secret()
+            s.insert("users", email=email, api_key=key)
         return key
 
     def user_for_key(self, key):
-        row = self.one("SELECT email FROM users WHERE api_key=?", (key,))
+        row = self.get("users", api_key=key)
         return row["email"] if row else None
 
-    # printers
-    def printer(self, printer_id, include_deleted=False):
-        row = self.one("SELECT * FROM printers WHERE id=?", (printer_id,))
-        if row is None or (row["deleted"] and not include_deleted):
-            return None
-        return row
+    # the push broker
+    def broker_grants(self):
+        """(printer id, broker password) of every printer that may log in to the broker."""
+        q = (sa.select(tokens.c.printer_id, tokens.c.token).join(printers, printers.c.id == tokens.c.printer_id)
+             .where(tokens.c.kind == "mqtt", tokens.c.revoked == 0, printers.c.deleted == 0))
+        with self.tx(readonly=True) as s:
+            return [tuple(r) for r in s.c.execute(q)]
 
-    def set_job_state(self, job_id, state, pages=None):
-        with self.lock:
-            if pages is None:
-                self.x("UPDATE jobs SET state=?, update_ms=? WHERE id=?",
-                       (json.dumps(state), now_ms(), job_id))
-            else:
-                self.x("UPDATE jobs SET state=?, pages_printed=?, update_ms=? WHERE id=?",
-                       (json.dumps(state), pages, now_ms(), job_id))
+    def broker_password_ok(self, printer_id, password):
+        if not printer_id or not password:
+            return False
+        q = (sa.select(tokens.c.token).join(printers, printers.c.id == tokens.c.printer_id)
+             .where(tokens.c.kind == "mqtt", tokens.c.token == password, tokens.c.printer_id == printer_id,
+                    tokens.c.revoked == 0, printers.c.deleted == 0))
+        with self.tx(readonly=True) as s:
+            return s.c.execute(q).first() is not None
 
 
-class _Tx:
-    def __init__(self, store):
-        self._s = store
+class _Begin:
+    def __init__(self, engine, readonly):
+        self._conn = engine.connect()
+        if readonly:
+            self._conn.execution_options(readonly=True)
+        self._tx = None
 
     def __enter__(self):
-        self._s.lock.acquire()
-        self._s._db.execute("BEGIN IMMEDIATE")
-        return self._s
+        self._tx = self._conn.begin()
+        return Tx(self._conn)
 
     def __exit__(self, exc_type, *_):
         try:
-            self._s._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
         finally:
-            self._s.lock.release()
+            self._conn.close()
