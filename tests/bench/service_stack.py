@@ -58,7 +58,7 @@ class Stack:
                  "--http-port", str(self.port), "--https-port", str(free_port())],
                 cwd=tree, env=dict(os.environ, PYTHONPATH=tree), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
-        while "owner API key" not in open(self.log).read():
+        while "owner API key" not in open(self.log).read():  # its last start-up line
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("%s stack did not start: %s" % (name, open(self.log).read()))
             time.sleep(0.1)

@@ -17,6 +17,8 @@ def main(argv=None):
     ap.add_argument("--client-id", default="cloudprint-agent", help="the OAuth client id printers use")
     ap.add_argument("--client-secret", help="the OAuth client secret (default: generated once)")
     ap.add_argument("--token-duration", type=int, default=899, help="seconds a claim code is valid")
+    ap.add_argument("--owner-email", help="first start only: the first account (default owner@example.com); "
+                    "its API key goes to DATA/owner.key. More with python -m tools.printservice.admin")
     push = ap.add_argument_group("push (see the README): by default an embedded MQTT broker")
     push.add_argument("--broker-port", type=int, default=1883, help="embedded broker: plain MQTT port")
     push.add_argument("--broker-tls-port", type=int, help="embedded broker: also mqtts on this port, "
@@ -42,7 +44,8 @@ def main(argv=None):
                       mqtt_url=None if args.no_push else args.mqtt, mqtt_ca=args.mqtt_ca,
                       mqtt_user=args.mqtt_user, mqtt_password=password, mqtt_dynsec=args.mqtt_dynsec,
                       broker_port=args.broker_port if embedded else None,
-                      broker_tls_port=args.broker_tls_port if embedded else None)
+                      broker_tls_port=args.broker_tls_port if embedded else None,
+                      owner_email=args.owner_email)
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit("printservice: cannot start: %s" % e)
     svc.start()
@@ -50,8 +53,12 @@ def main(argv=None):
         if url:
             print("printservice: %s/cloudprint" % url, flush=True)
     print("printservice: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
-    print("printservice: CA for printers: %s; owner API key in %s/owner.key"
-          % (svc.certs["ca_der"], args.data), flush=True)
+    print("printservice: CA for printers: %s" % svc.certs["ca_der"], flush=True)
+    if svc.owner_key:
+        print("printservice: owner API key in %s/owner.key" % args.data, flush=True)
+    else:
+        print("printservice: no live key in %s/owner.key; keys: python -m tools.printservice.admin"
+              % args.data, flush=True)
     serve_until_signalled(svc.stop)
 
 

@@ -6,6 +6,7 @@ HTTP 403. Numbers that GCP sent as strings are sent as strings here too."""
 import json
 import re
 
+from tools.printservice.accounts import Accounts
 from tools.printservice.push import NoPush
 from tools.printservice.store import TERMINAL, new_claim_code, new_id, new_secret, normal_claim_code, now_ms
 
@@ -209,6 +210,7 @@ class Api:
     def __init__(self, store, base_url, client_id, client_secret,
                  token_duration_s=899, access_ttl_s=3600, log=print, push=None):
         self.store = store
+        self.accounts = Accounts(store)
         self.push = push or NoPush()
         self.base = base_url.rstrip("/")
         self.client_id = client_id
@@ -240,7 +242,7 @@ class Api:
             if self.store.printer(row["printer_id"]):
                 return ("printer", row["printer_id"])
             return None
-        email = self.store.user_for_key(token)
+        email = self.accounts.for_key(token)
         return ("user", email) if email else None
 
     def _may_use_printer(self, req, printer):
@@ -375,7 +377,7 @@ class Api:
         token = req.value("token") or ""
         message = ""
         if req.method == "POST":
-            email = self.store.user_for_key((req.value("key") or "").strip())
+            email = self.accounts.for_key((req.value("key") or "").strip())
             if email is None:
                 message = "Unknown API key."
             else:

@@ -11,12 +11,11 @@ import threading
 from tools.printservice import certs, serving
 from tools.printservice.api import Api
 from tools.printservice.push import NoPush, Push
-from tools.printservice.store import Store, adopt_database, new_secret, sqlite_url
+from tools.printservice.accounts import Accounts
+from tools.printservice.store import Store, data_dir_url, new_secret
 from tools.printservice.web import make_app
 
-OWNER = "owner@example.com"
-DB_FILE = "service.db"
-OLD_DB_FILE = "cloudsim.db"  # its name before the service had one of its own
+OWNER = "owner@example.com"  # the first account, unless --owner-email names another
 START_TIMEOUT_S = 15
 
 
@@ -27,20 +26,20 @@ class Service:
                  client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
-                 broker_tls_port=None, api_class=Api, database_url=None):
+                 broker_tls_port=None, api_class=Api, database_url=None, owner_email=None):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
         broker_port (0 = any free port) starts the embedded broker instead. database_url:
-        an SQLAlchemy URL (default: SQLite in the data directory)."""
+        an SQLAlchemy URL (default: SQLite in the data directory). owner_email: the first
+        account, made with its key in DATA/owner.key when the service has no account yet."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
-        adopt_database(os.path.join(data_dir, OLD_DB_FILE), os.path.join(data_dir, DB_FILE))
-        self.database_url = database_url or sqlite_url(os.path.join(data_dir, DB_FILE))
+        self.database_url = database_url or data_dir_url(data_dir)
         self.store = Store(self.database_url)
+        self.accounts = Accounts(self.store)
         self.client = self._client(client_id, client_secret)
-        self.owner_key = self.store.ensure_user(OWNER)
-        _write_private(os.path.join(data_dir, "owner.key"), self.owner_key + "\n")
+        self.owner_key = self._bootstrap_key(owner_email)
         names = ["localhost", "127.0.0.1"] + [h for h in (host, public_host) if h and h not in ("0.0.0.0", "::")]
         self.certs = certs.ensure(data_dir, names)
         self._sockets = {}
@@ -95,6 +94,23 @@ class Service:
         client = {"client_id": client_id, "client_secret": client_secret or new_secret(24)}
         _write_private(path, json.dumps(client))
         return client
+
+    def _bootstrap_key(self, owner_email):
+        """The key in DATA/owner.key. On the first start it makes the first account and that
+        key; once accounts exist nothing is made behind the operator's back (None when the
+        file is gone or its key revoked)."""
+        path = os.path.join(self.data_dir, "owner.key")
+        if os.path.exists(path):
+            with open(path) as f:
+                key = f.read().strip()
+            if self.accounts.for_key(key):
+                return key
+        if self.accounts.any():
+            return None
+        email = self.accounts.create(owner_email or OWNER)
+        _, key = self.accounts.create_key(email, "bootstrap")
+        _write_private(path, key + "\n")
+        return key
 
     def _broker_grants(self):
         return self.store.broker_grants()

@@ -29,7 +29,12 @@ Ms = sa.BigInteger  # milliseconds since the epoch do not fit 32 bits
 users = sa.Table(
     "users", metadata,
     sa.Column("email", sa.Text, primary_key=True),
-    sa.Column("api_key", sa.Text, nullable=False, unique=True))
+    sa.Column("created_ms", Ms, nullable=False, server_default="0"))
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.Text, primary_key=True), sa.Column("email", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False), sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("created_ms", Ms, nullable=False), sa.Column("revoked_ms", Ms))
 printers = sa.Table(
     "printers", metadata,
     sa.Column("id", sa.Text, primary_key=True),
@@ -105,8 +110,18 @@ def private_file(path):
     os.chmod(path, 0o600)
 
 
+DB_FILE = "service.db"  # in the data directory
+OLD_DB_FILE = "cloudsim.db"  # its name before the service had one of its own
+
+
 def sqlite_url(path):
     return "sqlite:///" + os.path.abspath(path)
+
+
+def data_dir_url(data_dir):
+    """The database of a data directory (one from before the rename is taken over)."""
+    adopt_database(os.path.join(data_dir, OLD_DB_FILE), os.path.join(data_dir, DB_FILE))
+    return sqlite_url(os.path.join(data_dir, DB_FILE))
 
 
 def adopt_database(old, new):
@@ -136,6 +151,7 @@ def _engine(url):
     def _connect(dbapi, _record):
         dbapi.isolation_level = None  # transactions are begun below, not by the driver
         dbapi.execute("PRAGMA journal_mode=WAL")
+        dbapi.execute("PRAGMA secure_delete=ON")  # a revoked token or a deleted job is zeroed, not left in a free page
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
@@ -313,20 +329,6 @@ class Store:
         """The hits counted in bucket in this window (see allow)."""
         row = self.get("rate", bucket=bucket, ends_ms=(now_ms() // window_ms + 1) * window_ms)
         return row["hits"] if row else 0
-
-    # users
-    def ensure_user(self, email):
-        with self.tx() as s:
-            row = s.get("users", email=email)
-            if row:
-                return row["api_key"]
-            key = new_secret()
-            s.insert("users", email=email, api_key=key)
-        return key
-
-    def user_for_key(self, key):
-        row = self.get("users", api_key=key)
-        return row["email"] if row else None
 
     # the push broker
     def broker_grants(self):

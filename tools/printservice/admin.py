@@ -1,0 +1,80 @@
+"""Accounts and API keys of a print service, from the command line (the service may be
+running):
+
+  python -m tools.printservice.admin --data DIR accounts
+  python -m tools.printservice.admin --data DIR add-account EMAIL
+  python -m tools.printservice.admin --data DIR add-key EMAIL NAME [--out FILE]
+  python -m tools.printservice.admin --data DIR keys EMAIL
+  python -m tools.printservice.admin --data DIR revoke-key EMAIL KEY_ID
+
+A new key is printed once (or written to --out, 0600) and never stored: only its hash is."""
+import argparse
+import os
+import sys
+import time
+
+from tools.printservice.accounts import AccountError, Accounts
+from tools.printservice.store import Store, data_dir_url
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tools.printservice.admin", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="the service's data directory")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("accounts")
+    sub.add_parser("add-account").add_argument("email")
+    p = sub.add_parser("add-key")
+    p.add_argument("email")
+    p.add_argument("name")
+    p.add_argument("--out", help="write the key to this file (0600) instead of printing it")
+    sub.add_parser("keys").add_argument("email")
+    p = sub.add_parser("revoke-key")
+    p.add_argument("email")
+    p.add_argument("key_id")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(args.data):
+        print("error: no data directory %s" % args.data, file=sys.stderr)
+        return 1
+    store = Store(data_dir_url(args.data))
+    accounts = Accounts(store)
+    try:
+        if args.cmd == "accounts":
+            for email in accounts.emails():
+                print(email)
+        elif args.cmd == "add-account":
+            print("account %s made; give it a key with add-key" % accounts.create(args.email))
+        elif args.cmd == "add-key":
+            key_id, key = accounts.create_key(args.email, args.name)
+            if args.out:
+                fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(key + "\n")
+                print("key %s written to %s" % (key_id, args.out))
+            else:
+                print("key %s: %s" % (key_id, key))
+                print("(shown once: only its hash is kept)", file=sys.stderr)
+        elif args.cmd == "keys":
+            for k in accounts.keys(args.email):
+                print("%s  %-24s made %s%s" % (k["id"], k["name"], _when(k["created_ms"]),
+                                              "  revoked " + _when(k["revoked_ms"]) if k["revoked_ms"] else ""))
+        elif args.cmd == "revoke-key":
+            accounts.revoke_key(args.email, args.key_id)
+            print("key %s revoked" % args.key_id)
+    except AccountError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    except FileExistsError as e:
+        print("error: %s exists already" % e.filename, file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+def _when(ms):
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else "before 0003"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
