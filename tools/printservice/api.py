@@ -42,6 +42,7 @@ REGISTER_LIMIT = (30, 60000)  # registrations per client address
 UNCLAIMED_MAX = 2000  # registrations waiting to be claimed, over all clients
 CLAIM_FAILURE_LIMIT = (10, 60000)  # wrong claim codes per account
 CLAIM_CODE_LIMIT = (5, 60000)  # claim attempts on one code
+ACCESS_PRECISION_MS = 10000  # a printer's last contact is kept this precisely
 ANONYMOUS = {"register": "register", "getauthcode": "getauthcode", "claim": "claim_page"}
 WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
 
@@ -237,11 +238,10 @@ class Api:
         if scheme.lower() not in ("bearer", "oauth") or not token.strip():
             return None
         token = token.strip().strip('"')
-        row = self.store.get("tokens", token=token, kind="access")
-        if row and not row["revoked"] and row["expires_ms"] > now_ms():
-            if self.store.printer(row["printer_id"]):
-                return ("printer", row["printer_id"])
-            return None
+        with self.store.tx(readonly=True) as s:
+            row = s.get("tokens", token=token, kind="access")
+            if row and not row["revoked"] and row["expires_ms"] > now_ms():
+                return ("printer", row["printer_id"]) if s.printer(row["printer_id"]) else None
         email = self.accounts.for_key(token)
         return ("user", email) if email else None
 
@@ -598,17 +598,23 @@ class Api:
         printer_id = req.value("printerid")
         if kind != "printer" or who != printer_id:
             return failure(ERR_NO_JOBS, "No print job available on specified printer.")
-        printer = self.store.printer(printer_id)
-        accepted = content_types(printer)
-        with self.store.tx() as s:
-            s.update("printers", {"id": printer_id}, accessed_ms=now_ms())
+        now = now_ms()
+        with self.store.tx(readonly=True) as s:
+            printer = s.printer(printer_id)
             rows = s.all("jobs", order=("num",), printer_id=printer_id, state_type=self.fetchable_states(req))
-            ids = [r["id"] for r in rows if r["content_type"] in accepted][:FETCH_LIMIT]
-            for job_id in ids:
-                s.count_delivery(job_id)
-        if not ids:
+        if printer is None:  # deleted since its token was checked
             return failure(ERR_NO_JOBS, "No print job available on specified printer.")
-        jobs = [self.job_json(self.store.get("jobs", id=i)) for i in ids]
+        accepted = content_types(printer)
+        rows = [r for r in rows if r["content_type"] in accepted][:FETCH_LIMIT]
+        if rows or now - printer["accessed_ms"] >= ACCESS_PRECISION_MS:
+            # an empty poll writes (and syncs the disk) only when the last contact is stale
+            with self.store.tx() as s:
+                s.update("printers", {"id": printer_id}, accessed_ms=now)
+                for r in rows:
+                    s.count_delivery(r["id"])
+        if not rows:
+            return failure(ERR_NO_JOBS, "No print job available on specified printer.")
+        jobs = [self.job_json(dict(r, delivery_attempts=r["delivery_attempts"] + 1)) for r in rows]
         return self.fetch_reply(req, jobs)
 
     def fetchable_states(self, req):
@@ -621,10 +627,11 @@ class Api:
     def _job_for(self, req, job_id):
         if not job_id:
             return None, failure(ERR_MISSING, "Missing required parameters.")
-        job = self.store.get("jobs", id=job_id)
+        with self.store.tx(readonly=True) as s:
+            job = s.get("jobs", id=job_id)
+            printer = job and s.printer(job["printer_id"], include_deleted=True)
         if job is None:
             return None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
-        printer = self.store.printer(job["printer_id"], include_deleted=True)
         kind, who = req.principal
         if not ((kind == "printer" and who == job["printer_id"])
                 or (kind == "user" and (who == job["owner"] or who == printer["owner"]))):

@@ -145,7 +145,7 @@ def _engine(url):
     os.chmod(os.path.dirname(path), 0o700)
     private_file(path)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                              pool_size=8, max_overflow=32)
+                              pool_size=8, max_overflow=32, pool_reset_on_return=None)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi, _record):
@@ -157,7 +157,8 @@ def _engine(url):
     def _begin(conn):
         # a transaction that may write takes the write lock at its start: two that read and
         # then write would otherwise deadlock, which SQLite answers with "database is locked"
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
+        conn.connection.driver_connection.execute(
+            "BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
     return engine
 
 
@@ -178,17 +179,40 @@ def migrate(engine):
         alembic.command.upgrade(cfg, "head")
 
 
-def _where(table, where):
+_STATEMENTS = {}  # (what, table, condition shape, ...) -> a statement with bind parameters
+
+
+def _shape(where):
+    """The shape of a condition: which columns, compared how; the values are parameters."""
+    return tuple(sorted((name, "null" if v is None else "in" if isinstance(v, (tuple, list)) else "eq")
+                        for name, v in where.items()))
+
+
+def _condition(table, shape):
     out = []
-    for name, value in where.items():
+    for name, kind in shape:
         col = table.c[name]
-        if value is None:
+        if kind == "null":
             out.append(col.is_(None))
-        elif isinstance(value, (tuple, list)):
-            out.append(col.in_(value))
+        elif kind == "in":
+            out.append(col.in_(sa.bindparam("w_" + name, expanding=True)))
         else:
-            out.append(col == value)
+            out.append(col == sa.bindparam("w_" + name))
     return out
+
+
+def _params(where, values=None):
+    out = {"w_" + k: list(v) if isinstance(v, (tuple, list)) else v for k, v in where.items() if v is not None}
+    out.update(("v_" + k, v) for k, v in (values or {}).items())
+    return out
+
+
+def _statement(key, build):
+    """Built once per shape: building SQLAlchemy expressions costs more than running them."""
+    q = _STATEMENTS.get(key)
+    if q is None:
+        q = _STATEMENTS[key] = build()
+    return q
 
 
 class Tx:
@@ -201,30 +225,39 @@ class Tx:
     def get(self, table, lock=False, **where):
         """One row or None; lock: held until the transaction ends (FOR UPDATE where the
         engine has it; SQLite's transactions already hold the write lock)."""
-        t = TABLES[table]
-        q = sa.select(t).where(*_where(t, where)).limit(1)
-        return self.c.execute(q.with_for_update() if lock else q).mappings().first()
+        t, shape = TABLES[table], _shape(where)
+
+        def build():
+            q = sa.select(t).where(*_condition(t, shape)).limit(1)
+            return q.with_for_update() if lock else q
+        return self.c.execute(_statement(("get", table, shape, lock), build), _params(where)).mappings().first()
 
     def all(self, table, order=(), **where):
-        t = TABLES[table]
-        q = sa.select(t).where(*_where(t, where)).order_by(*(t.c[o] for o in order))
-        return self.c.execute(q).mappings().all()
+        t, shape = TABLES[table], _shape(where)
+        q = _statement(("all", table, shape, order), lambda: sa.select(t).where(*_condition(t, shape))
+                       .order_by(*(t.c[o] for o in order)))
+        return self.c.execute(q, _params(where)).mappings().all()
 
     def count(self, table, **where):
-        t = TABLES[table]
-        return self.c.execute(sa.select(sa.func.count()).select_from(t).where(*_where(t, where))).scalar()
+        t, shape = TABLES[table], _shape(where)
+        q = _statement(("count", table, shape), lambda: sa.select(sa.func.count()).select_from(t)
+                       .where(*_condition(t, shape)))
+        return self.c.execute(q, _params(where)).scalar()
 
     def insert(self, table, **values):
-        self.c.execute(TABLES[table].insert().values(**values))
+        self.c.execute(TABLES[table].insert(), values)
 
     def update(self, table, where, **values):
         """Rows changed."""
-        t = TABLES[table]
-        return self.c.execute(t.update().where(*_where(t, where)).values(**values)).rowcount
+        t, shape, names = TABLES[table], _shape(where), tuple(sorted(values))
+        q = _statement(("update", table, shape, names), lambda: t.update().where(*_condition(t, shape))
+                       .values({n: sa.bindparam("v_" + n) for n in names}))
+        return self.c.execute(q, _params(where, values)).rowcount
 
     def delete(self, table, **where):
-        t = TABLES[table]
-        return self.c.execute(t.delete().where(*_where(t, where))).rowcount
+        t, shape = TABLES[table], _shape(where)
+        q = _statement(("delete", table, shape), lambda: t.delete().where(*_condition(t, shape)))
+        return self.c.execute(q, _params(where)).rowcount
 
     # the queries equality cannot say
     def printer(self, printer_id, include_deleted=False):
