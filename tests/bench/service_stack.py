@@ -5,8 +5,8 @@ it replaced (the standard library's threaded http.server, checked out from git a
 
 Each stack runs as its own process pinned to one core (plain HTTP on loopback, no push),
 the load from this process on the other core:
-- requests per second for /fetch and /control (a printer's two hot calls), from 16
-  keep-alive clients, for S seconds each;
+- requests per second for /fetch (with a job queued, and the common empty poll) and
+  /control (a printer's hot calls), from 16 keep-alive clients, for S seconds each;
 - idle keep-alive connections held, in steps up to N, and the time a fresh request then
   takes (goal: 10,000 held with a fresh request answered within 100 ms), and the
   service's RSS per idle connection;
@@ -75,8 +75,8 @@ class Stack:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
-    def provision(self):
-        """A claimed printer with one queued job: (printer id, access token, job id)."""
+    def provision(self, with_job=True):
+        """A claimed printer with one queued job: (printer id, access token, job id or None)."""
         reg = self.call("register", {"name": "bench", "proxy": "bench", "capabilities": json.dumps(CDD)})
         owner = Client(self.base, self.owner_key)
         owner.claim(reg["registration_token"])
@@ -87,6 +87,8 @@ class Stack:
         tok = self.call("oauth2/token", {"grant_type": "authorization_code", "code": code,
                                             "client_id": "cloudprint-agent", "client_secret": secret,
                                             "redirect_uri": "oob"}, proxy=False)
+        if not with_job:
+            return reg["printers"][0]["id"], tok["access_token"], None
         job = owner.submit(reg["printers"][0]["id"], b"^XA^FDbench^FS^XZ", "application/x-zpl", "bench")
         return reg["printers"][0]["id"], tok["access_token"], job["id"]
 
@@ -235,6 +237,9 @@ def main(argv=None):
                 control = post_head("control", {"jobid": job, "semantic_state_diff": json.dumps(
                     {"state": {"type": "IN_PROGRESS"}})}, token)
                 r["fetch"] = requests_per_second(stack, fetch, args.seconds)
+                idle_pid, idle_token, _ = stack.provision(with_job=False)
+                r["fetch_empty"] = requests_per_second(
+                    stack, post_head("fetch", {"printerid": idle_pid}, idle_token), args.seconds)
                 r["control"] = requests_per_second(stack, control, args.seconds)
                 say("idle connections")
                 r["idle"] = idle_connections(stack, steps)
@@ -256,9 +261,10 @@ def report(results, soft):
     old, new = results["old"], results["new"]
     print("service HTTP stack: old = http.server, a thread per connection; new = Starlette on uvicorn")
     print("(each pinned to one core, plain HTTP on loopback; this process's open-files limit was %d)" % soft)
-    for what in ("fetch", "control"):
-        print("  /%-8s requests/s: old %7.0f  new %7.0f  ratio new/old %.2f   (non-200: old %d, new %d)"
-              % (what, old[what][0], new[what][0], new[what][0] / old[what][0], old[what][1], new[what][1]))
+    for what, label in (("fetch", "/fetch, a job queued"), ("fetch_empty", "/fetch, queue empty"),
+                        ("control", "/control")):
+        print("  %-21s requests/s: old %6.0f  new %6.0f  ratio new/old %.2f   (non-200: old %d, new %d)"
+              % (label, old[what][0], new[what][0], new[what][0] / old[what][0], old[what][1], new[what][1]))
     for name in ("old", "new"):
         base, rows = results[name]["idle"]
         print("  idle keep-alive connections, %s stack (RSS at 0: %.1f MiB):" % (name, base / 2 ** 20))

@@ -17,6 +17,10 @@ def main(argv=None):
     ap.add_argument("--client-id", default="cloudprint-agent", help="the OAuth client id printers use")
     ap.add_argument("--client-secret", help="the OAuth client secret (default: generated once)")
     ap.add_argument("--token-duration", type=int, default=899, help="seconds a claim code is valid")
+    tls = ap.add_argument_group("TLS: by default the service's own CA (DATA/ca.der goes onto every printer)")
+    tls.add_argument("--tls-cert", help="instead, this certificate chain (PEM, leaf first), e.g. from a public CA")
+    tls.add_argument("--tls-key", help="its private key (PEM, unencrypted, readable by its owner only)")
+    tls.add_argument("--tls-ca", help="the root CA the chain ends in (PEM or DER): every printer must hold it")
     ap.add_argument("--owner-email", help="first start only: the first account (default owner@example.com); "
                     "its API key goes to DATA/owner.key. More with python -m tools.printservice.admin")
     push = ap.add_argument_group("push (see the README): by default an embedded MQTT broker")
@@ -45,7 +49,8 @@ def main(argv=None):
                       mqtt_user=args.mqtt_user, mqtt_password=password, mqtt_dynsec=args.mqtt_dynsec,
                       broker_port=args.broker_port if embedded else None,
                       broker_tls_port=args.broker_tls_port if embedded else None,
-                      owner_email=args.owner_email)
+                      owner_email=args.owner_email, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                      tls_ca=args.tls_ca)
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit("printservice: cannot start: %s" % e)
     svc.start()

@@ -1,5 +1,7 @@
-"""The service's own CA and server certificate, made on first run (EC P-256, which the
-MicroPython mbedTLS build verifies). The agent gets the CA as DER."""
+"""The service's TLS certificate: its own CA and server certificate, made on first run
+(EC P-256, which the MicroPython mbedTLS build verifies), or an operator's own certificate
+and key (from a public CA, say), checked as a printer will check it. Either way the
+printers get the root they must trust as DER."""
 import datetime
 import ipaddress
 import os
@@ -8,12 +10,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 CA_DER = "ca.der"
 CA_PEM = "ca.pem"
 SERVER_PEM = "server.pem"
 SERVER_KEY = "server.key"
 CA_KEY = "ca.key"
+OPERATOR_CA_DER = "printer-ca.der"  # the root of an operator's certificate, for the printers
+OPERATOR_CA_PEM = "printer-ca.pem"
 
 
 def _name(cn):
@@ -102,6 +107,58 @@ def ensure(data_dir, hostnames=("localhost", "127.0.0.1")):
     _write(paths["key"], _key_pem(key), private=True)
     _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM)
            + ca_cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def operator(data_dir, cert_file, key_file, ca_file, hostnames):
+    """An operator's own certificate (chain PEM) and key instead of ours: checked as a
+    printer will check it, against ca_file (the root, PEM or DER, that every printer must
+    then hold; written to DATA as printer-ca.der and .pem for provisioning); the paths.
+    ValueError, naming what is wrong, before the service listens."""
+    try:
+        with open(cert_file, "rb") as f:
+            chain = x509.load_pem_x509_certificates(f.read())
+        with open(key_file, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), None)
+        with open(ca_file, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ValueError("%s: %s" % (e.filename, e.strerror))
+    except (ValueError, TypeError) as e:
+        raise ValueError("%s or %s is not a PEM certificate chain and unencrypted PEM key: %s"
+                         % (cert_file, key_file, e))
+    if os.stat(key_file).st_mode & 0o077:
+        raise ValueError("%s is readable by others: chmod 600 it" % key_file)
+    try:
+        root = (x509.load_pem_x509_certificate(raw) if raw.lstrip().startswith(b"-----")
+                else x509.load_der_x509_certificate(raw))
+    except ValueError as e:
+        raise ValueError("%s is not a certificate (PEM or DER): %s" % (ca_file, e))
+    try:
+        is_ca = root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise ValueError("%s is not a CA certificate: give the root the chain ends in (a printer that "
+                         "trusted this certificate itself would refuse the next renewal)" % ca_file)
+    leaf = chain[0]
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise ValueError("the key in %s is not the key of the certificate in %s" % (key_file, cert_file))
+    verifier = PolicyBuilder().store(Store([root]))
+    for name in hostnames:
+        try:
+            subject = x509.IPAddress(ipaddress.ip_address(name))
+        except ValueError:
+            subject = x509.DNSName(name)
+        try:
+            verifier.build_server_verifier(subject).verify(leaf, chain[1:])
+        except VerificationError as e:
+            raise ValueError("printers would refuse %s for %s: %s" % (cert_file, name, e))
+    paths = {"cert": cert_file, "key": key_file, "ca_der": os.path.join(data_dir, OPERATOR_CA_DER),
+             "ca_pem": os.path.join(data_dir, OPERATOR_CA_PEM)}
+    _write(paths["ca_der"], root.public_bytes(serialization.Encoding.DER))
+    _write(paths["ca_pem"], root.public_bytes(serialization.Encoding.PEM))
     return paths
 
 

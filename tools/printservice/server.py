@@ -9,9 +9,9 @@ import socket
 import threading
 
 from tools.printservice import certs, serving
+from tools.printservice.accounts import Accounts
 from tools.printservice.api import Api
 from tools.printservice.push import NoPush, Push
-from tools.printservice.accounts import Accounts
 from tools.printservice.store import Store, data_dir_url, new_secret
 from tools.printservice.web import make_app
 
@@ -26,12 +26,15 @@ class Service:
                  client_id="cloudprint-agent", client_secret=None, token_duration_s=899,
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
-                 broker_tls_port=None, api_class=Api, database_url=None, owner_email=None):
+                 broker_tls_port=None, api_class=Api, database_url=None, owner_email=None,
+                 tls_cert=None, tls_key=None, tls_ca=None):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
         broker_port (0 = any free port) starts the embedded broker instead. database_url:
         an SQLAlchemy URL (default: SQLite in the data directory). owner_email: the first
-        account, made with its key in DATA/owner.key when the service has no account yet."""
+        account, made with its key in DATA/owner.key when the service has no account yet.
+        tls_cert, tls_key, tls_ca: an operator's certificate chain, its key and the root the
+        printers must trust, instead of the service's own CA."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
@@ -40,8 +43,15 @@ class Service:
         self.accounts = Accounts(self.store)
         self.client = self._client(client_id, client_secret)
         self.owner_key = self._bootstrap_key(owner_email)
-        names = ["localhost", "127.0.0.1"] + [h for h in (host, public_host) if h and h not in ("0.0.0.0", "::")]
-        self.certs = certs.ensure(data_dir, names)
+        names = [h for h in (host, public_host) if h and h not in ("0.0.0.0", "::")]
+        if tls_cert or tls_key or tls_ca:
+            if not (tls_cert and tls_key and tls_ca):
+                raise ValueError("an operator's certificate needs all three: --tls-cert, --tls-key, --tls-ca")
+            if not names:
+                raise ValueError("an operator's certificate needs --public-host, the name printers use")
+            self.certs = certs.operator(data_dir, tls_cert, tls_key, tls_ca, [public_host or host])
+        else:
+            self.certs = certs.ensure(data_dir, ["localhost", "127.0.0.1"] + names)
         self._sockets = {}
         if http_port is not None:
             self._sockets["http"] = _listen("HTTP", host, http_port)
