@@ -17,13 +17,6 @@ from tools.printservice.server import Service
 from tools.printservice.store import Store, sqlite_url
 
 
-@pytest.fixture
-def svc(tmp_path):
-    s = Service(str(tmp_path / "svc"), log=lambda m: None).start()
-    yield s
-    s.stop()
-
-
 def test_keys_are_named_revocable_and_kept_only_as_a_hash(tmp_path):
     store = Store(sqlite_url(str(tmp_path / "a.db")))
     try:

@@ -14,13 +14,6 @@ from tools.printservice.server import Service
 CDD = {"version": "1.0", "printer": {"supported_content_type": [{"content_type": "application/x-zpl"}]}}
 
 
-@pytest.fixture
-def svc(tmp_path):
-    s = Service(str(tmp_path / "svc"), log=lambda m: None).start()
-    yield s
-    s.stop()
-
-
 def call(svc, path, fields=None, method="POST", headers=None, proxy=True):
     url = svc.http_url + path
     data = None

@@ -11,13 +11,6 @@ from tools.printservice import serving, web
 from tests.service_faults import FaultyService as Service
 
 
-@pytest.fixture
-def svc(tmp_path):
-    s = Service(str(tmp_path / "svc"), log=lambda m: None).start()
-    yield s
-    s.stop()
-
-
 def connect(svc):
     host, port = svc.http_url.rsplit("/", 1)[1].split(":")
     return socket.create_connection((host, int(port)), timeout=10)

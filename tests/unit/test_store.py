@@ -1,4 +1,5 @@
 """The data-access module and its migrations, on real SQLite files."""
+import io
 import json
 import os
 import sqlite3
@@ -91,7 +92,7 @@ def test_a_job_file_is_stored_and_read_a_chunk_at_a_time(tmp_path):
     s = Store(sqlite_url(str(tmp_path / "jobs.db")))
     try:
         content = os.urandom(5 * 1024 * 1024 + 17)
-        s.add_job(content, id="j", printer_id="p", title="t", owner="o", content_type="application/x-zpl",
+        s.add_job(io.BytesIO(content), id="j", printer_id="p", title="t", owner="o", content_type="application/x-zpl",
                   ticket="{}", state="{}", state_type="QUEUED", create_ms=1, update_ms=1)
         with s.engine.connect() as c:
             sizes = [len(r[0]) for r in c.execute(sa.select(store.job_content.c.data))]

@@ -3,6 +3,7 @@
 Each handler takes a Request and returns a Reply. API errors are HTTP 200 with
 success:false and an errorCode (reference §1.1); a missing or bad access token is
 HTTP 403. Numbers that GCP sent as strings are sent as strings here too."""
+import io
 import json
 import re
 
@@ -74,14 +75,14 @@ class Reply:
 
 
 class Request:
-    def __init__(self, method, interface, params, files, headers, client=None):
+    def __init__(self, method, interface, params, files, headers, client=None, principal=None):
         self.client = client  # the client's address, for rate limits
         self.method = method
         self.interface = interface
         self.params = params  # name -> [str]
-        self.files = files  # name -> (bytes, content_type)
+        self.files = files  # name -> (binary file, content_type)
         self.headers = headers
-        self.principal = None  # ("printer", id) | ("user", email)
+        self.principal = principal  # ("printer", id) | ("user", email); found once, by whoever asks first
 
     def get(self, name, default=None):
         v = self.params.get(name)
@@ -91,7 +92,9 @@ class Request:
         """A parameter from the query, the form, or a multipart part (as text)."""
         v = self.get(name)
         if v is None and name in self.files:
-            v = self.files[name][0].decode("utf-8", "replace")
+            f = self.files[name][0]
+            f.seek(0)
+            v = f.read().decode("utf-8", "replace")
         return v
 
 
@@ -221,18 +224,11 @@ class Api:
         self.log = log
 
     # ---- authentication
-    def authenticate(self, req):
-        return self.principal(req.headers)
-
-    def may_submit(self, headers):
-        """Whether these request headers authenticate an owner (who may send a large job)."""
-        p = self.principal(headers)
-        return p is not None and p[0] == "user"
-
     def knows(self, interface):
         return interface in ANONYMOUS or interface == "token" or hasattr(self, "i_" + interface)
 
     def principal(self, headers):
+        """Who the Authorization header names: ("printer", id), ("user", email) or None."""
         auth = headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() not in ("bearer", "oauth") or not token.strip():
@@ -262,18 +258,18 @@ class Api:
 
     # ---- dispatch
     def handle(self, req):
-        anonymous = {name: getattr(self, method) for name, method in ANONYMOUS.items()}
         if req.interface in WRITE_INTERFACES and not (
                 "X-CloudPrint-Proxy" in req.headers or req.get("xsrf") or req.get("xsrf_token")):
             return failure(ERR_XSRF, "XSRF token validation failed.")
-        if req.interface in anonymous:
-            return anonymous[req.interface](req)
+        if req.interface in ANONYMOUS:
+            return getattr(self, ANONYMOUS[req.interface])(req)
         if req.interface == "token":
             return self.token(req)
         handler = getattr(self, "i_" + req.interface, None)
         if handler is None:
             return Reply(status=404, body=b"no such interface", content_type="text/plain")
-        req.principal = self.authenticate(req)
+        if req.principal is None:
+            req.principal = self.principal(req.headers)
         if req.principal is None:
             return forbidden("Missing or invalid access token.")
         return handler(req)
@@ -363,10 +359,8 @@ class Api:
             return "Unknown claim code."
         if reg["expires_ms"] < now_ms():
             return "This claim code has expired; the printer will print a new one."
-        if reg["claimed_by"] and reg["claimed_by"] != email:
-            return "This printer was claimed by someone else."
         with self.store.tx() as s:
-            if not s.claim_registration(reg["token"], email):  # someone else won a race for it
+            if not s.claim_registration(reg["token"], email):
                 return "This printer was claimed by someone else."
             s.update("printers", {"id": reg["printer_id"]}, owner=email, updated_ms=now_ms())
         self.log("printer %s claimed by %s" % (reg["printer_id"], email))
@@ -625,21 +619,22 @@ class Api:
         return envelope(jobs=jobs)
 
     def _job_for(self, req, job_id):
+        """(job, its printer (deleted ones too), None) or (None, None, failure reply)."""
         if not job_id:
-            return None, failure(ERR_MISSING, "Missing required parameters.")
+            return None, None, failure(ERR_MISSING, "Missing required parameters.")
         with self.store.tx(readonly=True) as s:
             job = s.get("jobs", id=job_id)
             printer = job and s.printer(job["printer_id"], include_deleted=True)
         if job is None:
-            return None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
+            return None, None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
         kind, who = req.principal
         if not ((kind == "printer" and who == job["printer_id"])
                 or (kind == "user" and (who == job["owner"] or who == printer["owner"]))):
-            return None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
-        return job, None
+            return None, None, failure(ERR_UNKNOWN_JOB, "Unknown job id.")
+        return job, printer, None
 
     def i_control(self, req):
-        job, err = self._job_for(req, req.value("jobid"))
+        job, _, err = self._job_for(req, req.value("jobid"))
         if err:
             return err
         if req.principal[0] != "printer":
@@ -681,17 +676,16 @@ class Api:
         return envelope(message="Job updated successfully.", job=self.job_json(job))
 
     def i_ticket(self, req):
-        job, err = self._job_for(req, req.value("jobid"))
+        job, _, err = self._job_for(req, req.value("jobid"))
         if err:
             return err
         return Reply(body=job["ticket"].encode())
 
     def i_download(self, req):
-        job, err = self._job_for(req, req.value("id"))
+        job, printer, err = self._job_for(req, req.value("id"))
         if err:
             return Reply(status=404, body=b"job not found", content_type="text/plain")
-        printer = self.store.printer(job["printer_id"])
-        if printer is None or job["content_type"] not in content_types(printer):
+        if printer is None or printer["deleted"] or job["content_type"] not in content_types(printer):
             return Reply(status=415, body=b"cannot convert", content_type="text/plain")
         length = job["size"]
         start, status, headers = 0, 200, [("Accept-Ranges", "bytes")]
@@ -702,17 +696,9 @@ class Api:
         if wanted is not None:  # resuming a broken download (RFC 9110 section 14)
             start, status = wanted, 206
             headers.append(("Content-Range", "bytes %d-%d/%d" % (start, length - 1, length)))
-        send = length - start
         job_id = job["id"]
-
-        def chunks():
-            left = send
-            for chunk in self.store.job_chunks(job_id, start):
-                if left <= 0:
-                    break
-                yield chunk[:left]
-                left -= len(chunk)
-        return Reply(status=status, content_type=job["content_type"], stream=chunks,
+        return Reply(status=status, content_type=job["content_type"],
+                     stream=lambda: self.store.job_chunks(job_id, start),
                      length=length - start, headers=headers)
 
     def i_submit(self, req):
@@ -722,9 +708,9 @@ class Api:
         if err:
             return err
         ctype = req.value("contentType")
-        content = req.files.get("content", (None,))[0]
+        content = req.files.get("content", (None,))[0]  # a file, read a chunk at a time when stored
         if content is None and req.get("content") is not None:
-            content = req.get("content").encode()
+            content = io.BytesIO(req.get("content").encode())
         if not ctype or content is None:
             return failure(ERR_MISSING, "Missing required parameters.")
         if ctype not in content_types(printer):
@@ -738,10 +724,10 @@ class Api:
         title = (req.value("title") or "untitled")[:MAX_TITLE]
         job_id, t = new_id(), now_ms()
         state = {"version": "1.0", "state": {"type": "QUEUED"}}
-        self.store.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=req.principal[1],
+        size = self.store.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=req.principal[1],
                            content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
                            state_type="QUEUED", create_ms=t, update_ms=t)
-        self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], len(content)))
+        self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], size))
         self.push.new_job(printer["id"])
         job = self.store.get("jobs", id=job_id)
         return envelope(message="Print job added.", job=self.job_json(job))
@@ -760,7 +746,7 @@ class Api:
         return envelope(jobs=jobs)
 
     def i_deletejob(self, req):
-        job, err = self._job_for(req, req.value("jobid"))
+        job, _, err = self._job_for(req, req.value("jobid"))
         if err:
             return err
         self.store.delete_job(job["id"])

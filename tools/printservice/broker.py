@@ -15,6 +15,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from tools.printservice import mqtt_access as access
 from tools.printservice.store import Store
 
+
 class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
     """amqtt plugin: the service account by its password, printers by the database."""
 

@@ -155,9 +155,10 @@ class Service:
         try:
             if self.broker is not None:
                 await self.broker.start()
+            limit = serving.connection_limit()
             for scheme, sock in self._sockets.items():
                 tls = (self.certs["cert"], self.certs["key"]) if scheme == "https" else ()
-                server = serving.server(make_app(self._apis[scheme]), *tls)
+                server = serving.server(make_app(self._apis[scheme]), limit, *tls)
                 servers.append(server)
                 tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
             while not all(s.started for s in servers):

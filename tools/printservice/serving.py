@@ -80,10 +80,13 @@ def raise_open_files_limit():
     return soft
 
 
-def server(app, certfile=None, keyfile=None, max_connections=None):
-    """A uvicorn server for app; TLS with certfile and keyfile."""
-    if max_connections is None:
-        max_connections = max(100, raise_open_files_limit() - RESERVED_FILES)
+def connection_limit():
+    """How many connections this process can hold: its open-files limit, raised first."""
+    return max(100, raise_open_files_limit() - RESERVED_FILES)
+
+
+def server(app, max_connections, certfile=None, keyfile=None):
+    """A uvicorn server for app, answering 503 past max_connections; TLS with certfile and keyfile."""
     config = uvicorn.Config(app, http=GuardedH11Protocol, lifespan="off", access_log=False,
                             log_config=None, server_header=False, date_header=True,
                             timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=max_connections,

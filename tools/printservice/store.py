@@ -298,9 +298,17 @@ class Tx:
         return self.c.execute(q).mappings().all()
 
     def add_job(self, content, **values):
-        self.insert("jobs", size=len(content), **values)
-        for seq, off in enumerate(range(0, len(content), CHUNK)):
-            self.insert("job_content", job_id=values["id"], seq=seq, data=content[off:off + CHUNK])
+        """A job whose file is read from the binary file content a chunk at a time; its size."""
+        size, seq = 0, 0
+        content.seek(0)
+        while True:
+            data = content.read(CHUNK)
+            if not data:
+                break
+            self.insert("job_content", job_id=values["id"], seq=seq, data=data)
+            size, seq = size + len(data), seq + 1
+        self.insert("jobs", size=size, **values)
+        return size
 
     def delete_job(self, job_id):
         self.delete("job_content", job_id=job_id)

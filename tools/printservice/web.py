@@ -67,24 +67,30 @@ async def _serve(api, request, interface):
     headers = request.headers
     if not api.knows(interface):
         return _plain(404, "no such interface", close=_has_body(headers))
+    principal = None
+    if interface == "submit":  # only an owner may send a job's size: asked before the body is read
+        principal = await anyio.to_thread.run_sync(api.principal, headers)
+    limit = JOB_BODY_MAX if principal is not None and principal[0] == "user" else FORM_BODY_MAX
+    form = None
     try:
-        limit = JOB_BODY_MAX if interface == "submit" and api.may_submit(headers) else FORM_BODY_MAX
-        params, files = await _read_form(request, limit)
+        params, files, form = await _read_form(request, limit)
+        query = urllib.parse.parse_qs(request.url.query, keep_blank_values=True,
+                                      max_num_fields=FORM_FIELDS_MAX)
+        for k, v in params.items():
+            query.setdefault(k, []).extend(v)
+        req = Request(request.method, interface, query, files, headers,
+                      request.client.host if request.client else None, principal)
+        reply = await anyio.to_thread.run_sync(api.handle, req)
     except BodyError as e:
         return _plain(e.status, str(e), close=True)
     except ClientDisconnect:
         return _plain(400, "client went away", close=True)
-    query = urllib.parse.parse_qs(request.url.query, keep_blank_values=True,
-                                  max_num_fields=FORM_FIELDS_MAX)
-    for k, v in params.items():
-        query.setdefault(k, []).extend(v)
-    req = Request(request.method, interface, query, files, headers,
-                  request.client.host if request.client else None)
-    try:
-        reply = await anyio.to_thread.run_sync(api.handle, req)
     except Exception as e:  # a bug in the service must not look like a network fault
         api.log("internal error in /%s: %s: %s" % (interface, type(e).__name__, e))
         reply = Reply(status=500, body=b"internal error", content_type="text/plain")
+    finally:
+        if form is not None:
+            await form.close()  # the spooled file parts, once the API is done with them
     return _Send(reply, close=headers.get("connection", "").lower() == "close")
 
 
@@ -93,7 +99,8 @@ def _has_body(headers):
 
 
 async def _read_form(request, limit):
-    """(params, files) of a form body that may be at most limit bytes."""
+    """(params, files, the multipart form to close or None) of a form body that may be at
+    most limit bytes. files: name -> (binary file, content type), spooled to disk when large."""
     headers = request.headers
     declared = headers.get("content-length")
     if declared is not None:
@@ -102,8 +109,8 @@ async def _read_form(request, limit):
         if int(declared) > limit:
             raise BodyError(413, "body too large: at most %d bytes here" % limit)
     elif "transfer-encoding" not in headers:
-        return {}, {}
-    deadline = time.monotonic() + BODY_DEADLINE_S + limit // BODY_MIN_RATE * (limit > FORM_BODY_MAX)
+        return {}, {}, None
+    deadline = time.monotonic() + BODY_DEADLINE_S + (limit // BODY_MIN_RATE if limit > FORM_BODY_MAX else 0)
     ctype = headers.get("content-type", "")
     stream = _bounded(request.stream(), limit, deadline)
     if ctype.startswith("multipart/form-data"):
@@ -112,10 +119,10 @@ async def _read_form(request, limit):
     async for chunk in stream:
         body += chunk
     if not body:
-        return {}, {}
+        return {}, {}, None
     try:
         return urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                                     max_num_fields=FORM_FIELDS_MAX, strict_parsing=False), {}
+                                     max_num_fields=FORM_FIELDS_MAX, strict_parsing=False), {}, None
     except UnicodeDecodeError:
         raise BodyError(400, "malformed body: not UTF-8")
     except ValueError:
@@ -151,20 +158,12 @@ async def _multipart(headers, stream):
     except MultiPartException as e:
         raise BodyError(400, "malformed multipart body: %s" % e)
     params, files = {}, {}
-    try:
-        for name, value in form.multi_items():
-            if isinstance(value, str):
-                params.setdefault(name, []).append(value)
-            else:
-                ctype = value.content_type or "application/octet-stream"
-                data = await value.read()
-                if value.filename is None and ctype == "text/plain":
-                    params.setdefault(name, []).append(data.decode("utf-8", "replace"))
-                else:
-                    files[name] = (data, ctype)
-    finally:
-        await form.close()
-    return params, files
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            params.setdefault(name, []).append(value)
+        else:  # a part with a file name: kept as Starlette spooled it, never read whole here
+            files[name] = (value.file, value.content_type or "application/octet-stream")
+    return params, files, form
 
 
 def _plain(status, text, close=False):
