@@ -33,11 +33,13 @@ def service(request, tmp_path):
 class Session:
     """A paho client logged in as a printer, recording what it receives."""
 
-    def __init__(self, url, user, password):
+    def __init__(self, url, user, password, will=None):
         host, port = url.split("//")[1].rsplit(":", 1)
         self.got, self.subacks, self.result = [], [], []
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-" + user[:8])
         self.c.username_pw_set(user, password)
+        if will:
+            self.c.will_set(will[0], will[1], qos=1, retain=True)
         self.c.on_connect = lambda c, u, f, rc, p: self.result.append(rc)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload.decode()))
         self.c.on_subscribe = lambda c, u, mid, codes, p: self.subacks.append(codes[0])
@@ -60,12 +62,12 @@ class Session:
         self.c.disconnect()
 
 
-def broker_login(svc, tok, printer_id):
+def broker_login(svc, tok, printer_id, will=None):
     """Wait until the broker knows the printer (mosquitto learns it over MQTT from the service)."""
     holder = []
 
     def try_login():
-        s = Session(svc.mqtt_url, printer_id, tok["mqtt_password"])
+        s = Session(svc.mqtt_url, printer_id, tok["mqtt_password"], will)
         if s.accepted:
             holder.append(s)
             return True
@@ -97,6 +99,32 @@ def test_a_printer_reads_only_its_own_topic_and_writes_only_its_status(service):
         assert b.got == [("cloudprint/printers/" + b_id, b_id)]
     finally:
         a.close()
+        b.close()
+
+
+def test_the_service_learns_each_printers_presence_from_its_status_and_last_will(service):
+    a_id, a_tok, _, _ = claimed_printer(service)
+    b_id, b_tok, _, _ = claimed_printer(service)
+    status = "cloudprint/printers/%s/status"
+
+    def presence(pid):
+        return service.store.printer(pid)["presence"]
+    a = broker_login(service, a_tok, a_id, will=(status % a_id, "offline"))  # as the agent connects
+    b = broker_login(service, b_tok, b_id)
+    try:
+        b.c.publish(status % b_id, "online", qos=1, retain=True).wait_for_publish(5)
+        a.c.publish(status % a_id, "online", qos=1, retain=True).wait_for_publish(5)
+        wait_for(lambda: presence(a_id) == presence(b_id) == "online", 10, "both printers online")
+        a.c.publish(status % b_id, "offline", qos=1).wait_for_publish(5)  # not A's to say: dropped
+        a.c.publish(status % a_id, "online", qos=1, retain=True).wait_for_publish(5)
+        before = service.store.printer(a_id)["presence_ms"]
+        wait_for(lambda: service.store.printer(a_id)["presence_ms"] > before, 10, "A's second status")
+        assert presence(b_id) == "online"
+        a.c.loop_stop()
+        a.c.socket().close()  # the power goes: the broker sends A's last will
+        wait_for(lambda: presence(a_id) == "offline", 20, "A's last will")
+        assert presence(b_id) == "online"
+    finally:
         b.close()
 
 

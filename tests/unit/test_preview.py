@@ -1,7 +1,8 @@
 """PNG previews draw what the printer was sent."""
 import segno
 
-from tools.printersim import preview
+from tools import preview
+from tools.printersim import preview as record_preview
 from tools.printersim.printer import make
 
 
@@ -40,7 +41,7 @@ def test_render_dir_writes_one_png_per_printed_document(tmp_path):
     p = make("zpl", str(tmp_path))
     p.feed(b"^XA^FO10,10^FDone^FS^XZ^XA^FO10,10^FDtwo^FS^XZ")
     p.engine_step()
-    paths = preview.render_dir(str(tmp_path))
+    paths = record_preview.render_dir(str(tmp_path))
     assert [path.rsplit("/", 1)[1] for path in paths] == ["0001.png", "0002.png"]
 
 
@@ -59,10 +60,24 @@ def test_a_receipt_line_uses_the_printers_48_columns_and_a_longer_one_wraps():
 def test_preview_command_line_errors_are_one_line(tmp_path, capsys):
     import pytest
     with pytest.raises(SystemExit) as e:
-        preview.main(["--help"])
+        record_preview.main(["--help"])
     assert e.value.code == 0 and "RECORD_DIR" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
-        preview.main([])
+        record_preview.main([])
     assert e.value.code == 2 and "record_dir" in capsys.readouterr().err
-    assert preview.main([str(tmp_path / "nowhere")]) == 2
+    assert record_preview.main([str(tmp_path / "nowhere")]) == 2
     assert "not a printer simulator's --record directory" in capsys.readouterr().err
+
+
+def test_a_jobs_sheet_shows_each_label_and_each_receipt_of_it():
+    from io import BytesIO
+    from PIL import Image
+    two = b"^XA^FO10,10^GB200,200,200^FS^XZ\n^XA^FO10,10^FDtwo^FS^XZ"
+    assert preview.documents(two, "zpl") == [b"^XA^FO10,10^GB200,200,200^FS^XZ", b"^XA^FO10,10^FDtwo^FS^XZ"]
+    img = Image.open(BytesIO(preview.sheet(two, "zpl")))
+    assert img.size == (2 * preview.LABEL_SIZE[0] + 16, preview.LABEL_SIZE[1])
+    assert dark(img, 100, 100) and not dark(img, preview.LABEL_SIZE[0] + 16 + 100, 100)
+    receipts = b"\x1b@one\n\x1dVB\x00\x1b@two\n\x1dV\x00"
+    assert preview.documents(receipts, "escpos") == [b"\x1b@one\n\x1dVB\x00", b"\x1b@two\n\x1dV\x00"]
+    assert Image.open(BytesIO(preview.sheet(receipts, "escpos"))).width == 2 * preview.RECEIPT_WIDTH + 16
+    assert preview.sheet(b"no label here", "zpl") is None

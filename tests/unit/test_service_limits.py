@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tools.printservice import serving, web
+from tools.printservice import forms, serving
 from tests.service_faults import FaultyService as Service
 
 
@@ -66,8 +66,8 @@ def test_an_unknown_path_is_answered_before_its_body_is_read(svc):
 
 
 def test_a_body_over_the_limit_is_refused_from_its_declared_length(svc):
-    status, headers, body = head_only(svc, "/cloudprint/register", web.FORM_BODY_MAX + 1)
-    assert status == 413 and b"at most %d bytes" % web.FORM_BODY_MAX in body
+    status, headers, body = head_only(svc, "/cloudprint/register", forms.FORM_BODY_MAX + 1)
+    assert status == 413 and b"at most %d bytes" % forms.FORM_BODY_MAX in body
     # a job may be larger, but only for an authenticated owner: the header decides first
     status, _, _ = head_only(svc, "/cloudprint/submit", 10 * 1024 * 1024)
     assert status == 413
@@ -82,7 +82,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit(svc):
                   b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
         chunk = b"a" * 65536
         try:
-            for _ in range(web.FORM_BODY_MAX // len(chunk) + 8):
+            for _ in range(forms.FORM_BODY_MAX // len(chunk) + 8):
                 s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server stopped reading once it had answered
@@ -92,7 +92,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit(svc):
 
 def test_too_many_form_fields_or_parts_are_refused_while_parsing(svc):
     with connect(svc) as s:
-        body = "&".join("f%d=1" % i for i in range(web.FORM_FIELDS_MAX + 1)).encode()
+        body = "&".join("f%d=1" % i for i in range(forms.FORM_FIELDS_MAX + 1)).encode()
         s.sendall(b"POST /cloudprint/register HTTP/1.1\r\nHost: x\r\nX-CloudPrint-Proxy: t\r\n"
                   b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
                   % (len(body), body))
@@ -132,7 +132,7 @@ def test_a_client_that_sends_nothing_or_drips_its_head_is_dropped(svc, monkeypat
 
 
 def test_a_body_that_does_not_arrive_in_time_is_a_408(svc, monkeypatch):
-    monkeypatch.setattr(web, "BODY_DEADLINE_S", 1)
+    monkeypatch.setattr(forms, "BODY_DEADLINE_S", 1)
     with connect(svc) as s:
         s.sendall(b"POST /cloudprint/register HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
                   b"Content-Type: application/x-www-form-urlencoded\r\n\r\nname=")

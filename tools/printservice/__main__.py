@@ -23,6 +23,8 @@ def main(argv=None):
     tls.add_argument("--tls-ca", help="the root CA the chain ends in (PEM or DER): every printer must hold it")
     ap.add_argument("--owner-email", help="first start only: the first account (default owner@example.com); "
                     "its API key goes to DATA/owner.key. More with python -m tools.printservice.admin")
+    ap.add_argument("--open-signup", action="store_true", help="anyone who reaches the web console may "
+                    "make an account (by default only people with an invitation)")
     push = ap.add_argument_group("push (see the README): by default an embedded MQTT broker")
     push.add_argument("--broker-port", type=int, default=1883, help="embedded broker: plain MQTT port")
     push.add_argument("--broker-tls-port", type=int, help="embedded broker: also mqtts on this port, "
@@ -50,13 +52,14 @@ def main(argv=None):
                       broker_port=args.broker_port if embedded else None,
                       broker_tls_port=args.broker_tls_port if embedded else None,
                       owner_email=args.owner_email, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                      tls_ca=args.tls_ca)
+                      tls_ca=args.tls_ca, open_signup=args.open_signup)
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit("printservice: cannot start: %s" % e)
     svc.start()
     for url in (svc.https_url, svc.http_url):
         if url:
             print("printservice: %s/cloudprint" % url, flush=True)
+    print("printservice: web console: %s/console/" % svc.https_url, flush=True)
     print("printservice: push broker for printers: %s" % (svc.mqtt_url or "none (printers poll)"), flush=True)
     print("printservice: CA for printers: %s" % svc.certs["ca_der"], flush=True)
     if svc.owner_key:

@@ -6,14 +6,20 @@ running):
   python -m tools.printservice.admin --data DIR add-key EMAIL NAME [--out FILE]
   python -m tools.printservice.admin --data DIR keys EMAIL
   python -m tools.printservice.admin --data DIR revoke-key EMAIL KEY_ID
+  python -m tools.printservice.admin --data DIR invite EMAIL [--url https://HOST:8443]
+  python -m tools.printservice.admin --data DIR set-password EMAIL      (asks, or reads stdin)
 
-A new key is printed once (or written to --out, 0600) and never stored: only its hash is."""
+A new key is printed once (or written to --out, 0600) and never stored: only its hash is.
+An invitation is a sign-up link for the web console, valid once for 7 days; for an account
+that exists without a password (the first one), it sets that account's password."""
 import argparse
+import getpass
 import os
 import sys
 import time
 
 from tools.printservice.accounts import AccountError, Accounts
+from tools.printservice.logins import LoginError, Logins
 from tools.printservice.store import Store, data_dir_url
 
 
@@ -32,6 +38,10 @@ def main(argv=None):
     p = sub.add_parser("revoke-key")
     p.add_argument("email")
     p.add_argument("key_id")
+    p = sub.add_parser("invite")
+    p.add_argument("email")
+    p.add_argument("--url", default="https://localhost:8443", help="the service's address, for the link")
+    sub.add_parser("set-password").add_argument("email")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.data):
         print("error: no data directory %s" % args.data, file=sys.stderr)
@@ -61,7 +71,14 @@ def main(argv=None):
         elif args.cmd == "revoke-key":
             accounts.revoke_key(args.email, args.key_id)
             print("key %s revoked" % args.key_id)
-    except AccountError as e:
+        elif args.cmd == "invite":
+            token = Logins(store, accounts).invite("admin", args.email)
+            print("%s/console/signup?invite=%s" % (args.url.rstrip("/"), token))
+            print("(valid once, for 7 days: send it to %s)" % args.email, file=sys.stderr)
+        elif args.cmd == "set-password":
+            Logins(store, accounts).set_password(args.email, _new_password())
+            print("password of %s set; its sessions ended" % args.email)
+    except (AccountError, LoginError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     except FileExistsError as e:
@@ -70,6 +87,15 @@ def main(argv=None):
     finally:
         store.close()
     return 0
+
+
+def _new_password():
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != first:
+        raise LoginError("the two passwords differ")
+    return first
 
 
 def _when(ms):

@@ -44,7 +44,7 @@ UNCLAIMED_MAX = 2000  # registrations waiting to be claimed, over all clients
 CLAIM_FAILURE_LIMIT = (10, 60000)  # wrong claim codes per account
 CLAIM_CODE_LIMIT = (5, 60000)  # claim attempts on one code
 ACCESS_PRECISION_MS = 10000  # a printer's last contact is kept this precisely
-ANONYMOUS = {"register": "register", "getauthcode": "getauthcode", "claim": "claim_page"}
+ANONYMOUS = {"register": "register", "getauthcode": "getauthcode"}
 WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
 
 
@@ -345,8 +345,8 @@ class Api:
         """Registrations nobody claimed in time go, with their printers (reference §3.3)."""
         self.store.purge_expired(now_ms())
 
-    def _claim(self, token, email):
-        """None on success, else a message."""
+    def claim(self, token, email):
+        """email claims the printer of a claim code: None on success, else a message."""
         token = normal_claim_code(token)
         failures = "claim-failures:" + email
         if self.store.hits(failures, CLAIM_FAILURE_LIMIT[1]) >= CLAIM_FAILURE_LIMIT[0]:
@@ -366,19 +366,12 @@ class Api:
         self.log("printer %s claimed by %s" % (reg["printer_id"], email))
         return None
 
-    def claim_page(self, req):
-        """invite_url: a minimal page where an owner enters the code and their API key."""
-        token = req.value("token") or ""
-        message = ""
-        if req.method == "POST":
-            email = self.accounts.for_key((req.value("key") or "").strip())
-            if email is None:
-                message = "Unknown API key."
-            else:
-                err = self._claim(token, email)
-                message = err or "Printer claimed by %s. It will be ready in a few seconds." % email
-        page = CLAIM_PAGE % {"token": _html(token), "message": _html(message)}
-        return Reply(body=page.encode(), content_type="text/html; charset=utf-8")
+    def unclaimed_printer(self, token):
+        """The printer a live, unclaimed claim code names, or None."""
+        reg = self.store.get("registrations", token=normal_claim_code(token))
+        if reg is None or reg["claimed_by"] or reg["expires_ms"] < now_ms():
+            return None
+        return self.store.printer(reg["printer_id"])
 
     def getauthcode(self, req):
         printer_id, client_id = req.get("printerid"), req.get("oauth_client_id")
@@ -411,7 +404,7 @@ class Api:
 
     def confirm(self, req):
         token = req.value("token")
-        err = self._claim(token, req.principal[1]) if req.principal[0] == "user" else "Not a user."
+        err = self.claim(token, req.principal[1]) if req.principal[0] == "user" else "Not a user."
         return failure(ERR_NOT_AUTHORIZED, err) if err else envelope(message="Printer claimed.")
 
     # ---- OAuth token endpoint (§3.5, §3.6)
@@ -543,10 +536,9 @@ class Api:
                 if isinstance(local, dict) and "current" in local and req.principal[0] == "printer":
                     stored["current"] = local["current"]
                     stored.pop("pending", None)
+                    sets["local_settings"] = json.dumps(stored)
                 elif isinstance(local, dict) and "pending" in local and req.principal[0] == "user":
-                    stored["pending"] = local["pending"]
-                    self.push.settings_changed(printer["id"])
-                sets["local_settings"] = json.dumps(stored)
+                    self.set_pending_settings(printer, local["pending"])
         except TooDeep:
             return too_deep()
         except (ValueError, TypeError, AttributeError):
@@ -721,16 +713,40 @@ class Api:
             return too_deep()
         except ValueError:
             return failure(ERR_MISSING, "ticket is not valid JSON.")
-        title = (req.value("title") or "untitled")[:MAX_TITLE]
+        job = self.submit(req.principal[1], printer, content, ctype, req.value("title"), ticket)
+        return envelope(message="Print job added.", job=self.job_json(job))
+
+    def submit(self, email, printer, content, ctype, title, ticket):
+        """A new QUEUED job from a binary file (read a chunk at a time); its row."""
+        title = (title or "untitled")[:MAX_TITLE]
         job_id, t = new_id(), now_ms()
         state = {"version": "1.0", "state": {"type": "QUEUED"}}
-        size = self.store.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=req.principal[1],
-                           content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
-                           state_type="QUEUED", create_ms=t, update_ms=t)
+        size = self.store.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=email,
+                                  content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
+                                  state_type="QUEUED", create_ms=t, update_ms=t)
         self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], size))
         self.push.new_job(printer["id"])
-        job = self.store.get("jobs", id=job_id)
-        return envelope(message="Print job added.", job=self.job_json(job))
+        return self.store.get("jobs", id=job_id)
+
+    def cancel(self, job_id):
+        """A job not yet started is ABORTED as cancelled; False when it had started or ended.
+        A printer that fetched it meanwhile is refused its IN_PROGRESS and drops it."""
+        cause = {"version": "1.0", "state": {"type": "ABORTED", "user_action_cause": {"action_code": "CANCELLED"}}}
+        with self.store.tx() as s:
+            job = s.get("jobs", lock=True, id=job_id)
+            if job is None or job["state_type"] != "QUEUED":
+                return False
+            s.set_job_state(job_id, cause)
+        self.log("job %s cancelled" % job_id)
+        return True
+
+    def set_pending_settings(self, printer, pending):
+        """The owner changes the printer's local settings: it takes them on its next contact
+        (told at once through push)."""
+        stored = json.loads(printer["local_settings"])
+        stored["pending"] = pending
+        self.store.update("printers", {"id": printer["id"]}, local_settings=json.dumps(stored), updated_ms=now_ms())
+        self.push.settings_changed(printer["id"])
 
     def i_jobs(self, req):
         kind, who = req.principal
@@ -757,22 +773,3 @@ def _legacy_status(state_type):
     return {"IN_PROGRESS": "IN_PROGRESS", "DONE": "DONE", "ABORTED": "ERROR",
             "STOPPED": "IN_PROGRESS"}.get(state_type, "QUEUED")
 
-
-def _html(text):
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
-
-
-CLAIM_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Claim a printer</title></head>
-<body style="font-family: sans-serif; max-width: 30em; margin: 2em auto">
-<h1>Claim a printer</h1>
-<p>Enter the code printed on the printer's claim ticket.</p>
-<form method="post" action="claim">
-<p><label>Code <input name="token" value="%(token)s" autocomplete="off"></label></p>
-<p><label>Your API key <input name="key" type="password"></label></p>
-<p><button type="submit">Claim</button></p>
-</form>
-<p><strong>%(message)s</strong></p>
-</body></html>
-"""

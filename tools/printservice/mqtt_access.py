@@ -8,6 +8,7 @@ printer may subscribe to its own topic only and publish only to its own status t
 import json
 
 TOPIC = "cloudprint/printers/%s"
+STATUS_TOPICS = TOPIC % "+" + "/status"  # the service watches every printer's presence here
 SERVICE_ROLE = "cloudprint-service"
 DYNSEC_TOPIC = "$CONTROL/dynamic-security/v1"
 DYNSEC_RESPONSES = DYNSEC_TOPIC + "/response"
@@ -24,7 +25,22 @@ def printer_may(printer_id, action, topic):
 
 
 def service_may(action, topic):
+    """The service publishes hints to any printer and watches their status topics."""
+    if action == "subscribe":
+        return topic == STATUS_TOPICS
+    if action == "receive":
+        return status_printer(topic) is not None
     return action == "publish" and topic.startswith(TOPIC % "") and "#" not in topic and "+" not in topic
+
+
+def status_printer(topic):
+    """The printer id whose status topic this is, or None."""
+    head, tail = TOPIC % "", "/status"
+    if topic.startswith(head) and topic.endswith(tail):
+        printer_id = topic[len(head):-len(tail)]
+        if printer_id and "/" not in printer_id and "+" not in printer_id and "#" not in printer_id:
+            return printer_id
+    return None
 
 
 def _role(printer_id):
@@ -49,9 +65,12 @@ def dynsec_revoke(printer_id):
 
 
 def dynsec_service_setup(username):
-    """The service's own account may publish hints; getClient tells whether it has the role."""
+    """The service's own account may publish hints and watch presence; getClient tells
+    whether it has the role. (addRoleACL brings a role made by an older service up to date.)"""
+    watch = {"acltype": "subscribePattern", "topic": STATUS_TOPICS, "allow": True}
     return [{"command": "createRole", "rolename": SERVICE_ROLE, "acls": [
-                {"acltype": "publishClientSend", "topic": TOPIC % "#", "allow": True}]},
+                {"acltype": "publishClientSend", "topic": TOPIC % "#", "allow": True}, watch]},
+            dict(watch, command="addRoleACL", rolename=SERVICE_ROLE),
             {"command": "getClient", "username": username}]
 
 

@@ -21,10 +21,11 @@ TOPIC = access.TOPIC
 class Push:
     """Publishes to the broker at url (mqtt://host:port or mqtts://host:port); with
     mqtts the broker is verified against ca_file. grants() lists (printer_id, password)
-    for every printer that may log in."""
+    for every printer that may log in. presence(printer_id, "online" | "offline") is told
+    each printer's retained status and last will."""
 
     def __init__(self, url, ca_file=None, username=None, password=None, log=print, dynsec=False,
-                 grants=lambda: ()):
+                 grants=lambda: (), presence=None):
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("broker URL must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT], not %r" % url)
@@ -34,6 +35,7 @@ class Push:
         self._username = username
         self._dynsec = dynsec
         self._grants = grants
+        self._presence = presence
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="printservice-push")
         if username:
             self._client.username_pw_set(username, password)
@@ -51,6 +53,8 @@ class Push:
         if reason.is_failure:
             self.log("push: broker refused the service: %s" % reason)
             return
+        if self._presence is not None:
+            client.subscribe(access.STATUS_TOPICS, qos=1)
         if self._dynsec:
             client.subscribe(access.DYNSEC_RESPONSES, qos=1)
             commands = access.dynsec_service_setup(self._username)
@@ -59,6 +63,14 @@ class Push:
             self._control(commands)
 
     def _on_message(self, client, userdata, msg):
+        printer_id = access.status_printer(msg.topic)
+        if printer_id is not None:
+            if self._presence is not None and msg.payload in (b"online", b"offline"):
+                try:
+                    self._presence(printer_id, msg.payload.decode())
+                except Exception as e:  # the database is away: the next status tells again
+                    self.log("push: presence of %s not saved: %s" % (printer_id, e))
+            return
         try:
             responses = json.loads(msg.payload)["responses"]
         except (ValueError, KeyError, TypeError):

@@ -11,6 +11,8 @@ import threading
 from tools.printservice import certs, serving
 from tools.printservice.accounts import Accounts
 from tools.printservice.api import Api
+from tools.printservice.console import Console
+from tools.printservice.logins import Logins
 from tools.printservice.push import NoPush, Push
 from tools.printservice.store import Store, data_dir_url, new_secret
 from tools.printservice.web import make_app
@@ -27,20 +29,23 @@ class Service:
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
                  broker_tls_port=None, api_class=Api, database_url=None, owner_email=None,
-                 tls_cert=None, tls_key=None, tls_ca=None):
+                 tls_cert=None, tls_key=None, tls_ca=None, open_signup=False):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
         broker_port (0 = any free port) starts the embedded broker instead. database_url:
         an SQLAlchemy URL (default: SQLite in the data directory). owner_email: the first
         account, made with its key in DATA/owner.key when the service has no account yet.
         tls_cert, tls_key, tls_ca: an operator's certificate chain, its key and the root the
-        printers must trust, instead of the service's own CA."""
+        printers must trust, instead of the service's own CA. open_signup: anyone who reaches
+        the console may make an account (else only with an invitation)."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
         self.database_url = database_url or data_dir_url(data_dir)
         self.store = Store(self.database_url)
         self.accounts = Accounts(self.store)
+        self.logins = Logins(self.store, self.accounts)
+        self.open_signup = open_signup
         self.client = self._client(client_id, client_secret)
         self.owner_key = self._bootstrap_key(owner_email)
         names = [h for h in (host, public_host) if h and h not in ("0.0.0.0", "::")]
@@ -83,7 +88,7 @@ class Service:
         self.push = NoPush()
         if mqtt_url:
             self.push = Push(mqtt_url, mqtt_ca, mqtt_user, mqtt_password, log=log, dynsec=mqtt_dynsec,
-                             grants=self._broker_grants)
+                             grants=self._broker_grants, presence=self.store.set_presence)
         self._apis = {scheme: api_class(self.store, url + "/cloudprint", self.client["client_id"],
                                         self.client["client_secret"], token_duration_s, access_ttl_s,
                                         log, self.push)
@@ -158,7 +163,9 @@ class Service:
             limit = serving.connection_limit()
             for scheme, sock in self._sockets.items():
                 tls = (self.certs["cert"], self.certs["key"]) if scheme == "https" else ()
-                server = serving.server(make_app(self._apis[scheme]), limit, *tls)
+                api = self._apis[scheme]
+                app = make_app(api, Console(api, self.logins, self.open_signup))
+                server = serving.server(app, limit, *tls)
                 servers.append(server)
                 tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
             while not all(s.started for s in servers):

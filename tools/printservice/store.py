@@ -29,7 +29,18 @@ Ms = sa.BigInteger  # milliseconds since the epoch do not fit 32 bits
 users = sa.Table(
     "users", metadata,
     sa.Column("email", sa.Text, primary_key=True),
-    sa.Column("created_ms", Ms, nullable=False, server_default="0"))
+    sa.Column("created_ms", Ms, nullable=False, server_default="0"),
+    sa.Column("password_hash", sa.Text))  # argon2; None: the account has no web login yet
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id_hash", sa.Text, primary_key=True), sa.Column("email", sa.Text, nullable=False),
+    sa.Column("csrf", sa.Text, nullable=False), sa.Column("created_ms", Ms, nullable=False),
+    sa.Column("expires_ms", Ms, nullable=False), sa.Index("sessions_by_email", "email"))
+invitations = sa.Table(
+    "invitations", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True), sa.Column("email", sa.Text, nullable=False),
+    sa.Column("invited_by", sa.Text, nullable=False), sa.Column("created_ms", Ms, nullable=False),
+    sa.Column("expires_ms", Ms, nullable=False), sa.Column("used_ms", Ms))
 api_keys = sa.Table(
     "api_keys", metadata,
     sa.Column("id", sa.Text, primary_key=True), sa.Column("email", sa.Text, nullable=False),
@@ -45,7 +56,9 @@ printers = sa.Table(
     sa.Column("semantic_state", sa.Text, nullable=False), sa.Column("local_settings", sa.Text, nullable=False),
     sa.Column("owner", sa.Text), sa.Column("created_ms", Ms, nullable=False),
     sa.Column("updated_ms", Ms, nullable=False), sa.Column("accessed_ms", Ms, nullable=False),
-    sa.Column("deleted", sa.Integer, nullable=False, server_default="0"))
+    sa.Column("deleted", sa.Integer, nullable=False, server_default="0"),
+    # the printer's retained status on the push broker ("online", or its last will "offline")
+    sa.Column("presence", sa.Text), sa.Column("presence_ms", Ms))
 registrations = sa.Table(
     "registrations", metadata,
     sa.Column("token", sa.Text, primary_key=True), sa.Column("printer_id", sa.Text, nullable=False),
@@ -79,7 +92,7 @@ job_content = sa.Table(
     sa.Column("job_id", sa.Text, primary_key=True), sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False))
 TABLES = {t.name: t for t in metadata.sorted_tables}
-READS = ("get", "all", "count", "printer", "jobs_visible_to")  # Tx queries that never write
+READS = ("get", "all", "count", "printer", "jobs_visible_to", "last_jobs")  # Tx queries that never write
 
 
 def now_ms():
@@ -284,6 +297,12 @@ class Tx:
         self.c.execute(registrations.delete().where(
             registrations.c.claimed_by.is_(None), registrations.c.expires_ms < now))
 
+    def purge_sessions(self, now):
+        self.c.execute(sessions.delete().where(sessions.c.expires_ms < now))
+
+    def set_presence(self, printer_id, presence):
+        self.update("printers", {"id": printer_id}, presence=presence, presence_ms=now_ms())
+
     def claim_registration(self, token, email):
         """Whether the registration is now email's: it was nobody's, or already theirs."""
         r = registrations.c
@@ -291,11 +310,20 @@ class Tx:
             r.token == token, sa.or_(r.claimed_by.is_(None), r.claimed_by == email))
             .values(claimed_by=email)).rowcount == 1
 
-    def jobs_visible_to(self, email):
-        """Jobs the user submitted or that went to the user's printers, oldest first."""
+    def jobs_visible_to(self, email, newest=None):
+        """Jobs the user submitted or that went to the user's printers, oldest first; with
+        newest=N, the N newest, newest first."""
         q = (sa.select(jobs).join(printers, printers.c.id == jobs.c.printer_id)
-             .where(sa.or_(jobs.c.owner == email, printers.c.owner == email)).order_by(jobs.c.num))
+             .where(sa.or_(jobs.c.owner == email, printers.c.owner == email)))
+        q = q.order_by(jobs.c.num) if newest is None else q.order_by(jobs.c.num.desc()).limit(newest)
         return self.c.execute(q).mappings().all()
+
+    def last_jobs(self, printer_ids):
+        """printer id -> its newest job, for the given printers."""
+        newest = (sa.select(sa.func.max(jobs.c.num)).where(jobs.c.printer_id.in_(list(printer_ids)))
+                  .group_by(jobs.c.printer_id))
+        rows = self.c.execute(sa.select(jobs).where(jobs.c.num.in_(newest))).mappings().all()
+        return {r["printer_id"]: r for r in rows}
 
     def add_job(self, content, **values):
         """A job whose file is read from the binary file content a chunk at a time; its size."""

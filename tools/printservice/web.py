@@ -1,46 +1,28 @@
 """The service's HTTP front as an ASGI application (Starlette): routes, request limits,
 and the translation between HTTP and the API's Request and Reply.
 
-Paths: <base>/cloudprint/<interface> for the GCP interfaces (and the claim page),
+Paths: <base>/cloudprint/<interface> for the GCP interfaces, <base>/console/ for the web
+console (console.py; the claim ticket's <base>/cloudprint/claim link leads there),
 <base>/oauth2/token for OAuth. GET (query string) and POST (urlencoded or multipart)
 are both accepted everywhere. Every limit applies before the work it guards: an unknown
 path is answered before its body is read, a body's declared size is checked before a byte
 of it is read, a form's fields and parts are counted while it is parsed, and a body must
 arrive within its deadline."""
-import asyncio
-import time
 import urllib.parse
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
+from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from tools.printservice.api import Reply, Request
-
-FORM_BODY_MAX = 1024 * 1024  # every form but a job's: capabilities are at most 256 KiB
-JOB_BODY_MAX = 64 * 1024 * 1024  # a job submitted by an authenticated owner
-FORM_FIELDS_MAX = 200  # fields (and parts) in one form
-FORM_FILES_MAX = 4  # file parts in one multipart form
-BODY_DEADLINE_S = 30  # for a whole form body ...
-BODY_MIN_RATE = 64 * 1024  # ... plus a second per this many bytes of a large one
-STREAM_CHUNK = 64 * 1024
+from tools.printservice.forms import BodyError, FORM_BODY_MAX, FORM_FIELDS_MAX, JOB_BODY_MAX, read_form
 
 
-class BodyError(Exception):
-    """The request body broke a limit: answered with this status and message, and the
-    connection ends (what is left of the body is never read)."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-
-
-def make_app(api):
+def make_app(api, console=None):
     """The ASGI application serving one Api (one per listener: the URLs it hands out
-    name the listener's scheme and port)."""
+    name the listener's scheme and port), and the web console."""
 
     async def gcp(request):
         interface = request.path_params["interface"].rstrip("/")
@@ -49,8 +31,12 @@ def make_app(api):
     async def token(request):
         return await _serve(api, request, "token")
 
-    async def banner(request):
-        return _plain(200, "printservice: GCP 2.0 compatible print service\n")
+    async def banner(request):  # also the cheap probe of monitoring and tests
+        return _plain(200, "printservice: GCP 2.0 compatible print service; web console at /console/\n")
+
+    async def claim_link(request):  # what a claim ticket's QR code and link open
+        query = urllib.parse.urlencode({"token": request.query_params.get("token", "")})
+        return RedirectResponse("/console/claim?" + query, 303)
 
     async def not_found(request, exc):
         return _plain(404, "not found", close=_has_body(request.headers))
@@ -59,7 +45,10 @@ def make_app(api):
     routes = [Route("/", banner, methods=methods),
               Route("/oauth2/token", token, methods=methods),
               Route("/cloudprint/oauth2/token", token, methods=methods),
+              Route("/cloudprint/claim", claim_link, methods=["GET"]),
               Route("/cloudprint/{interface:path}", gcp, methods=methods)]
+    if console is not None:
+        routes = console.routes() + routes
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 
 
@@ -73,7 +62,7 @@ async def _serve(api, request, interface):
     limit = JOB_BODY_MAX if principal is not None and principal[0] == "user" else FORM_BODY_MAX
     form = None
     try:
-        params, files, form = await _read_form(request, limit)
+        params, files, form = await read_form(request, limit)
         query = urllib.parse.parse_qs(request.url.query, keep_blank_values=True,
                                       max_num_fields=FORM_FIELDS_MAX)
         for k, v in params.items():
@@ -96,74 +85,6 @@ async def _serve(api, request, interface):
 
 def _has_body(headers):
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
-
-
-async def _read_form(request, limit):
-    """(params, files, the multipart form to close or None) of a form body that may be at
-    most limit bytes. files: name -> (binary file, content type), spooled to disk when large."""
-    headers = request.headers
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit() or len(declared) > 12:
-            raise BodyError(400, "bad Content-Length")
-        if int(declared) > limit:
-            raise BodyError(413, "body too large: at most %d bytes here" % limit)
-    elif "transfer-encoding" not in headers:
-        return {}, {}, None
-    deadline = time.monotonic() + BODY_DEADLINE_S + (limit // BODY_MIN_RATE if limit > FORM_BODY_MAX else 0)
-    ctype = headers.get("content-type", "")
-    stream = _bounded(request.stream(), limit, deadline)
-    if ctype.startswith("multipart/form-data"):
-        return await _multipart(headers, stream)
-    body = bytearray()
-    async for chunk in stream:
-        body += chunk
-    if not body:
-        return {}, {}, None
-    try:
-        return urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                                     max_num_fields=FORM_FIELDS_MAX, strict_parsing=False), {}, None
-    except UnicodeDecodeError:
-        raise BodyError(400, "malformed body: not UTF-8")
-    except ValueError:
-        raise BodyError(413, "too many form fields: at most %d" % FORM_FIELDS_MAX)
-
-
-async def _bounded(stream, limit, deadline):
-    """The body's chunks, ending it with a BodyError past limit bytes or the deadline."""
-    got = 0
-    it = stream.__aiter__()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise BodyError(408, "body not received in time")
-        try:
-            chunk = await asyncio.wait_for(it.__anext__(), left)
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            raise BodyError(408, "body not received in time")
-        got += len(chunk)
-        if got > limit:
-            raise BodyError(413, "body too large: at most %d bytes here" % limit)
-        if chunk:
-            yield chunk
-
-
-async def _multipart(headers, stream):
-    parser = MultiPartParser(Headers(raw=headers.raw), stream, max_files=FORM_FILES_MAX,
-                             max_fields=FORM_FIELDS_MAX, max_part_size=FORM_BODY_MAX)
-    try:
-        form = await parser.parse()
-    except MultiPartException as e:
-        raise BodyError(400, "malformed multipart body: %s" % e)
-    params, files = {}, {}
-    for name, value in form.multi_items():
-        if isinstance(value, str):
-            params.setdefault(name, []).append(value)
-        else:  # a part with a file name: kept as Starlette spooled it, never read whole here
-            files[name] = (value.file, value.content_type or "application/octet-stream")
-    return params, files, form
 
 
 def _plain(status, text, close=False):
