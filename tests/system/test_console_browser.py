@@ -6,7 +6,6 @@ with "paper out" when the simulator runs out. A screenshot of each page is kept 
 run/artifacts/console/ (CONSOLE_SCREENSHOTS names another folder)."""
 import os
 import re
-import shutil
 
 import pytest
 
@@ -80,23 +79,34 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             browser.find_element(By.NAME, "password").send_keys(PASSWORD)
             browser.find_element(By.NAME, "password2").send_keys(PASSWORD)
             browser.find_element(By.ID, "signup").click()
-            wait_for(lambda: "No printers yet" in text_of(browser, "#live"), 10, "the empty printers page: " + browser.current_url + browser.page_source[:3000])
+            wait_for(lambda: "No printers yet" in text_of(browser, "#live"), 10, "the empty printers page")
+            browser.find_element(By.CSS_SELECTOR, "form.logout button").click()  # out, and in again
+            wait_for(lambda: browser.find_elements(By.ID, "login"), 10, "the log-in page")
+            browser.find_element(By.NAME, "email").send_keys(EMAIL)
+            browser.find_element(By.NAME, "password").send_keys("not the password")
+            browser.find_element(By.ID, "login").click()
+            wait_for(lambda: "Wrong email or password" in text_of(browser, "#message"), 10, "the refusal")
+            browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+            shot(browser, "02-log-in")
+            browser.find_element(By.ID, "login").click()
+            wait_for(lambda: "No printers yet" in text_of(browser, "#live"), 10, "the printers page again")
 
             browser.get(claim_url)
             wait_for(lambda: browser.find_elements(By.ID, "claim"), 10, "the claim page")
             assert "Add" in text_of(browser, "main") and EMAIL in text_of(browser, "main")
-            shot(browser, "02-claim")
+            shot(browser, "03-claim")
             browser.find_element(By.ID, "claim").click()
             agent.wait_line(r"claimed by " + re.escape(EMAIL), 30)
             wait_for(lambda: "online" in text_of(browser, "#printer") and "polling" not in text_of(browser, "#printer"),
                      30, "the printer online through push")
-            shot(browser, "03-printer")
+            shot(browser, "04-printer")
 
             label = tmp_path / "dock7.zpl"
             label.write_bytes(LABEL)
             browser.get(site.https_url + "/console/print")
             browser.find_element(By.NAME, "file").send_keys(str(label))
             browser.find_element(By.NAME, "title").send_keys("Dock 7 shipping label")
+            shot(browser, "05-print-a-file")
             browser.find_element(By.ID, "print").click()
             # the jobs page is not reloaded: its live part updates itself
             wait_for(lambda: "DONE" in text_of(browser, "#jobs"), 60, "the label DONE on the jobs page")
@@ -104,7 +114,7 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             wait_for(lambda: browser.execute_script(
                 "var i = document.querySelector('#jobs img.preview'); return i && i.complete && i.naturalWidth;")
                 == 812, 10, "the label's preview drawn")
-            shot(browser, "04-jobs")
+            shot(browser, "06-jobs")
 
             sim.printer.fault("paper_out")
             browser.get(site.https_url + "/console/print")
@@ -115,7 +125,7 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             browser.get(site.https_url + "/console/")
             wait_for(lambda: "STOPPED" in text_of(browser, "#printers")
                      and "paper out" in text_of(browser, "#printers"), 30, "the printer STOPPED, paper out")
-            shot(browser, "05-printers-paper-out")
+            shot(browser, "07-printers-paper-out")
             sim.printer.clear("paper_out")
             wait_for(lambda: "IDLE" in text_of(browser, "#printers"), 60, "the printer IDLE again")
             browser.get(site.https_url + "/console/jobs")
@@ -126,7 +136,15 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             agent.kill()  # the power goes: the broker publishes the agent's last will
             browser.get(site.https_url + "/console/")
             wait_for(lambda: "offline" in text_of(browser, "#printers"), 30, "the printer offline")
-            shot(browser, "06-printers-offline")
+            shot(browser, "08-printers-offline")
+            browser.get(site.https_url + "/console/account")
+            browser.find_element(By.NAME, "name").send_keys("warehouse app")
+            shot(browser, "09-account")  # before the key is made: a screenshot holds no secret
+            browser.find_element(By.CSS_SELECTOR, "form:has(input[value=new-key]) button").click()
+            key = wait_for(lambda: text_of(browser, "#new-key"), 10, "the new API key, shown once")
+            assert site.accounts.for_key(key) == EMAIL
+            browser.get(site.https_url + "/console/account")
+            assert key not in browser.page_source and "warehouse app" in text_of(browser, "#keys")  # shown once
         except Exception:
             print("PAGE", browser.current_url, text_of(browser, "main"))
             print("BROWSER LOG", browser.get_log("browser")[-10:])
@@ -136,4 +154,6 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             agent.stop()
         for secret in service_secrets(site):
             assert secret not in agent.output
-        shutil.copy(os.path.join(SHOTS, "04-jobs.png"), str(tmp_path))  # the artifact exists and is a file
+        for name in ("01-sign-up", "02-log-in", "03-claim", "04-printer", "05-print-a-file", "06-jobs",
+                     "07-printers-paper-out", "08-printers-offline", "09-account"):
+            assert os.path.getsize(os.path.join(SHOTS, name + ".png")) > 5000, name

@@ -110,6 +110,12 @@ def test_sign_up_is_by_invitation_unless_the_operator_opens_it(svc, tmp_path):
         code, where, _, _ = b.post("/console/signup", {"email": "x@example.com", "password": PASSWORD,
                                                         "password2": PASSWORD})
         assert code == 200 and where == "/console/" and open_svc.accounts.exists("x@example.com")
+        for i in range(9):  # ten new accounts an hour from one address, then no more
+            assert Browser(open_svc.http_url).post("/console/signup", {
+                "email": "x%d@example.com" % i, "password": PASSWORD, "password2": PASSWORD})[0] == 200
+        code, _, body, _ = Browser(open_svc.http_url).post("/console/signup", {
+            "email": "y@example.com", "password": PASSWORD, "password2": PASSWORD})
+        assert code == 400 and b"Too many new accounts" in body and not open_svc.accounts.exists("y@example.com")
 
 
 def test_an_invitation_makes_one_account_once_and_the_password_is_kept_as_argon2(svc):
@@ -157,6 +163,12 @@ def test_log_in_log_out_and_wrong_passwords(svc):
     stale.jar.set_cookie(http.cookiejar.Cookie(0, "ps_session", old, None, False, "127.0.0.1", False, False,
                                                "/", True, False, None, False, None, None, {}))
     assert stale.open("/console/")[1].startswith("/console/login")  # the session ended on the server
+
+
+def test_the_log_in_form_works_while_a_session_is_open(svc):
+    b = signed_up(svc, "a@example.com")  # logged in: the log-in form carries no CSRF token
+    code, where, _, _ = b.open("/console/login", {"email": "a@example.com", "password": PASSWORD})
+    assert code == 200 and where == "/console/"
 
 
 def test_five_wrong_passwords_make_the_account_wait(svc):

@@ -5,8 +5,8 @@ claiming a printer from its ticket's QR code; API keys and invitations.
 
 Pages are rendered on the server (Jinja2, autoescaped). The printers and jobs pages
 refresh their live part every few seconds (static/console.js asks for ?part=live).
-Every POST needs the session's CSRF token (or, before a session exists, a same-origin
-request), every page is no-store, and the pages allow only their own scripts and styles.
+Every POST needs the session's CSRF token (the log-in and sign-up forms, which come
+before a session, a same-origin request instead), every page is no-store, and the pages allow only their own scripts and styles.
 Database work and password hashing run in worker threads, never on the event loop."""
 import collections
 import json
@@ -112,17 +112,21 @@ class Console:
             params, files, form = {}, {}, None
             try:
                 if request.method == "POST":
-                    if session is None and not _same_origin(request):
+                    # the log-in and sign-up forms come before any session: their origin is checked
+                    if not login and not _same_origin(request):
                         return _error(403, "This form must be sent from this site.", close=True)
                     limit = JOB_BODY_MAX if upload and session else FORM_BODY_MAX
                     params, files, form = await forms.read_form(request, limit)
-                    if session is not None and not self.logins.csrf_ok(session[1], (params.get("csrf") or [""])[-1]):
+                    if login and not self.logins.csrf_ok(session[1], (params.get("csrf") or [""])[-1]):
                         return _error(403, "This form has expired: reload the page and try again.")
                 return await anyio.to_thread.run_sync(fn, Ctx(request, params, files, session))
             except BodyError as e:
                 return _error(e.status, str(e), close=True)
             except ClientDisconnect:
                 return _error(400, "client went away", close=True)
+            except Exception as e:  # a bug or a database away: said once in the log, not to the browser
+                self.api.log("internal error in %s: %s: %s" % (request.url.path, type(e).__name__, e))
+                return _error(500, "Something went wrong here; try again in a moment.")
             finally:
                 if form is not None:
                     await form.close()
@@ -168,8 +172,9 @@ class Console:
             try:
                 if password != ctx.value("password2"):
                     raise LoginError("The two passwords differ.")
+                client = ctx.request.client.host if ctx.request.client else "?"
                 email = (self.logins.accept(token, password) if token
-                         else self.logins.sign_up(ctx.value("email"), password))
+                         else self.logins.sign_up(ctx.value("email"), password, client))
                 self.api.log("account %s signed up" % email)
                 return self._start_session(email, ctx.value("next"))
             except (LoginError, AccountError) as e:

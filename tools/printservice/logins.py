@@ -20,6 +20,7 @@ SESSION_TTL_MS = 14 * 24 * 3600 * 1000
 INVITATION_TTL_MS = 7 * 24 * 3600 * 1000
 LOGIN_FAILURES_PER_ACCOUNT = (5, 60000)  # wrong passwords, then the account waits a minute
 LOGINS_PER_CLIENT = (30, 60000)  # attempts from one address, right or wrong
+SIGNUPS_PER_CLIENT = (10, 3600000)  # open sign-ups from one address an hour
 HASHING_AT_ONCE = 2
 
 
@@ -65,9 +66,11 @@ class Logins:
                 raise AccountError("no account %s" % email)
             s.delete("sessions", email=email)
 
-    def sign_up(self, email, password):
+    def sign_up(self, email, password, client):
         """A new account with a password (where the operator allows open sign-up)."""
         self._check_new(password)
+        if not self.store.allow("signups:%s" % client, *SIGNUPS_PER_CLIENT):
+            raise LoginError("Too many new accounts from here; try again later.")
         email = self.accounts.create(email)
         self.set_password(email, password)
         return email
