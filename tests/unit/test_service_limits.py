@@ -161,7 +161,7 @@ def test_plain_http_listens_only_where_asked(tmp_path):
         host, port = s.https_url.rsplit("/", 1)[1].split(":")
         with ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=10),
                              server_hostname=host) as t:
-            t.sendall(b"GET /cloudprint/search HTTP/1.1\r\nHost: x\r\n\r\n")
+            t.sendall(b"GET /cloudprint/nothing-here HTTP/1.1\r\nHost: x\r\n\r\n")
             status, _, body = read_reply(t)
         assert status == 404  # served, and not an interface of ours
     finally:

@@ -263,6 +263,18 @@ def test_upload_preview_cancel_and_state(svc):
     assert code == 409 and b"can no longer be cancelled" in body
 
 
+def test_the_print_form_sent_twice_prints_once(svc):
+    b = signed_up(svc, "a@example.com")
+    pid, _ = claimed_by(svc, b)
+    form = b.open("/console/print")[2]
+    key = re.search(rb'name="idempotency" value="([^"]+)"', form).group(1).decode()
+    for _ in range(2):  # a double click, or the page sent again
+        assert b.post("/console/print", {"printer": pid, "idempotency": key},
+                      files={"file": ("l.zpl", LABEL)})[1] == "/console/jobs"
+    assert len(svc.store.all("jobs")) == 1
+    assert key.encode() not in b.open("/console/print")[2]  # each form its own key
+
+
 def test_the_printers_page_shows_presence_state_and_reason(svc):
     b = signed_up(svc, "a@example.com")
     pid, _ = claimed_by(svc, b)

@@ -7,9 +7,10 @@ import io
 import json
 import re
 
+from tools.printservice import status
 from tools.printservice.accounts import Accounts
 from tools.printservice.push import NoPush
-from tools.printservice.store import TERMINAL, new_claim_code, new_id, new_secret, normal_claim_code, now_ms
+from tools.printservice.store import TERMINAL, Conflict, new_claim_code, new_id, new_secret, normal_claim_code, now_ms
 
 ERR_MISSING = 2
 ERR_XSRF = 9
@@ -45,7 +46,18 @@ CLAIM_FAILURE_LIMIT = (10, 60000)  # wrong claim codes per account
 CLAIM_CODE_LIMIT = (5, 60000)  # claim attempts on one code
 ACCESS_PRECISION_MS = 10000  # a printer's last contact is kept this precisely
 ANONYMOUS = {"register": "register", "getauthcode": "getauthcode"}
-WRITE_INTERFACES = ("register", "update", "control", "delete", "deletejob", "submit")
+# The printer-side calls that write need an XSRF token or the proxy header (reference:
+# /register, /update, /control, /delete). A call carrying an owner's OAuth token or API key
+# needs none: no browser sends those by itself, so there is no cross-site request to forge.
+XSRF_INTERFACES = ("register", "update", "control", "delete")
+JOB_SORTS = {"CREATE_TIME": ("num", False), "CREATE_TIME_DESC": ("num", True),
+             "STATUS": ("state_type", False), "STATUS_DESC": ("state_type", True),
+             "TITLE": ("title", False), "TITLE_DESC": ("title", True)}
+JOBS_LIMIT_MAX = 1000
+EXPIRE_DEFAULT_S = 14 * 24 * 3600  # a job not printed in 14 days is not printed (PrintNode's default)
+EXPIRE_MAX_S = 366 * 24 * 3600
+IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000  # a retried submit with the same key makes no new job
+IDEMPOTENCY_KEY_MAX = 255
 
 
 def byte_range(header, length):
@@ -258,9 +270,10 @@ class Api:
 
     # ---- dispatch
     def handle(self, req):
-        if req.interface in WRITE_INTERFACES and not (
+        if req.interface in XSRF_INTERFACES and not (
                 "X-CloudPrint-Proxy" in req.headers or req.get("xsrf") or req.get("xsrf_token")):
-            return failure(ERR_XSRF, "XSRF token validation failed.")
+            if req.interface == "register" or self._caller(req)[0] != "user":
+                return failure(ERR_XSRF, "XSRF token validation failed.")
         if req.interface in ANONYMOUS:
             return getattr(self, ANONYMOUS[req.interface])(req)
         if req.interface == "token":
@@ -268,11 +281,15 @@ class Api:
         handler = getattr(self, "i_" + req.interface, None)
         if handler is None:
             return Reply(status=404, body=b"no such interface", content_type="text/plain")
-        if req.principal is None:
-            req.principal = self.principal(req.headers)
-        if req.principal is None:
+        if self._caller(req)[0] is None:
             return forbidden("Missing or invalid access token.")
         return handler(req)
+
+    def _caller(self, req):
+        """The request's principal, looked up once; (None,) when it names nobody."""
+        if req.principal is None:
+            req.principal = self.principal(req.headers)
+        return req.principal or (None,)
 
     def revoke_tokens(self, printer_id):
         """The owner revoked the printer's grant: its refresh token answers invalid_grant."""
@@ -472,14 +489,15 @@ class Api:
                "notificationChannel": "MQTT", "isTosAccepted": False,
                "createTime": str(p["created_ms"]), "updateTime": str(p["updated_ms"]),
                "accessTime": str(p["accessed_ms"])}
+        online = status.online(p, now_ms())[0]
         if "semanticState" in extras:
             state = json.loads(p["semantic_state"])
-            state["cloud_connection_state"] = "ONLINE"
+            state["cloud_connection_state"] = "ONLINE" if online else "OFFLINE"
             out["semanticState"] = state
         if "queuedJobsCount" in extras:
             out["queuedJobsCount"] = str(self.store.count("jobs", printer_id=p["id"], state_type="QUEUED"))
         if "connectionStatus" in extras:
-            out["connectionStatus"] = "ONLINE" if now_ms() - p["accessed_ms"] < 600000 else "UNKNOWN"
+            out["connectionStatus"] = "ONLINE" if online else "OFFLINE"
         return out
 
     def i_confirm(self, req):
@@ -591,11 +609,15 @@ class Api:
         if printer is None:  # deleted since its token was checked
             return failure(ERR_NO_JOBS, "No print job available on specified printer.")
         accepted = content_types(printer)
-        rows = [r for r in rows if r["content_type"] in accepted][:FETCH_LIMIT]
-        if rows or now - printer["accessed_ms"] >= ACCESS_PRECISION_MS:
+        expired = any(r["expires_ms"] is not None and r["expires_ms"] < now for r in rows)
+        rows = [r for r in rows if r["content_type"] in accepted
+                and (r["expires_ms"] is None or r["expires_ms"] >= now)][:FETCH_LIMIT]
+        if rows or expired or now - printer["accessed_ms"] >= ACCESS_PRECISION_MS:
             # an empty poll writes (and syncs the disk) only when the last contact is stale
             with self.store.tx() as s:
                 s.update("printers", {"id": printer_id}, accessed_ms=now)
+                if expired:  # never handed out; their owner sees why
+                    s.expire_jobs(now, printer_id)
                 for r in rows:
                     s.count_delivery(r["id"])
         if not rows:
@@ -713,20 +735,57 @@ class Api:
             return too_deep()
         except ValueError:
             return failure(ERR_MISSING, "ticket is not valid JSON.")
-        job = self.submit(req.principal[1], printer, content, ctype, req.value("title"), ticket)
-        return envelope(message="Print job added.", job=self.job_json(job))
+        expire_after, key, why = submit_options(req.value("expireAfter"),
+                                                req.headers.get("Idempotency-Key") or req.value("idempotencyKey"))
+        if why:
+            return failure(ERR_MISSING, why)
+        job, made = self.submit(req.principal[1], printer, content, ctype, req.value("title"), ticket,
+                                expire_after, key)
+        return envelope(message="Print job added." if made else "Print job already added with this idempotency key.",
+                        job=self.job_json(job))
 
-    def submit(self, email, printer, content, ctype, title, ticket):
-        """A new QUEUED job from a binary file (read a chunk at a time); its row."""
+    def submit(self, email, printer, content, ctype, title, ticket, expire_after_s=EXPIRE_DEFAULT_S,
+               idempotency_key=None):
+        """A new QUEUED job from a binary file (read a chunk at a time): (its row, True). With
+        an idempotency key this account used in the last 24 h: (that submit's job, False)."""
         title = (title or "untitled")[:MAX_TITLE]
         job_id, t = new_id(), now_ms()
         state = {"version": "1.0", "state": {"type": "QUEUED"}}
-        size = self.store.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=email,
-                                  content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
-                                  state_type="QUEUED", create_ms=t, update_ms=t)
+        try:
+            with self.store.tx() as s:
+                if idempotency_key is not None:
+                    first = s.get("idempotency_keys", email=email, key=idempotency_key)
+                    if first is not None and first["created_ms"] >= t - IDEMPOTENCY_WINDOW_MS:
+                        job = s.get("jobs", id=first["job_id"])
+                        if job is not None:
+                            return job, False
+                    if first is not None:  # an old use of the key, or its job deleted since
+                        s.delete("idempotency_keys", email=email, key=idempotency_key)
+                    s.insert("idempotency_keys", email=email, key=idempotency_key, job_id=job_id, created_ms=t)
+                size = s.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=email,
+                                 content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
+                                 state_type="QUEUED", create_ms=t, update_ms=t,
+                                 expires_ms=t + expire_after_s * 1000)
+        except Conflict:  # the same key in a submit running beside this one
+            first = self.store.get("idempotency_keys", email=email, key=idempotency_key)
+            if idempotency_key is None or first is None:
+                raise
+            return self.store.get("jobs", id=first["job_id"]), False
         self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], size))
         self.push.new_job(printer["id"])
-        return self.store.get("jobs", id=job_id)
+        return self.store.get("jobs", id=job_id), True
+
+    def maintain(self):
+        """What no request does in time: queued jobs past their expiry are marked expired
+        (so their owner sees it while the printer is away), stale sessions and idempotency
+        keys go. Safe to run on every replica at once."""
+        now = now_ms()
+        with self.store.tx() as s:
+            expired = s.expire_jobs(now)
+            s.purge_sessions(now)
+            s.purge_idempotency_keys(now - IDEMPOTENCY_WINDOW_MS)
+        if expired:
+            self.log("%d queued jobs expired" % expired)
 
     def cancel(self, job_id):
         """A job not yet started is ABORTED as cancelled; False when it had started or ended.
@@ -749,17 +808,52 @@ class Api:
         self.push.settings_changed(printer["id"])
 
     def i_jobs(self, req):
+        """Jobs, filtered by printerid, owner, status and q (in the title), sorted by
+        sortorder, a page of them by offset and limit (GCP /jobs); range tells the total."""
         kind, who = req.principal
         if kind == "printer":
             rows = self.store.all("jobs", order=("num",), printer_id=who)
         else:
             rows = self.store.jobs_visible_to(who)
-        if req.get("printerid"):
-            rows = [r for r in rows if r["printer_id"] == req.get("printerid")]
-        jobs = [self.job_json(r) for r in rows]
-        if req.get("status"):
-            jobs = [j for j in jobs if j["semanticState"]["state"]["type"] == req.get("status")]
-        return envelope(jobs=jobs)
+        wanted = {"printer_id": req.get("printerid"), "owner": req.get("owner"), "state_type": req.get("status")}
+        rows = [r for r in rows if all(v is None or r[k] == v for k, v in wanted.items())]
+        q = (req.get("q") or "").lower()
+        if q:
+            rows = [r for r in rows if q in r["title"].lower()]
+        sort = JOB_SORTS.get(req.get("sortorder") or "CREATE_TIME")
+        if sort is None:
+            return failure(ERR_MISSING, "sortorder is one of %s." % ", ".join(JOB_SORTS))
+        rows.sort(key=lambda r: (r[sort[0]], r["num"]), reverse=sort[1])
+        try:
+            offset = int(req.get("offset") or 0)
+            limit = int(req.get("limit") or JOBS_LIMIT_MAX)
+        except ValueError:
+            return failure(ERR_MISSING, "offset and limit are whole numbers.")
+        offset, limit = max(0, offset), min(max(0, limit), JOBS_LIMIT_MAX)
+        page = rows[offset:offset + limit]
+        return envelope(jobs=[self.job_json(r) for r in page],
+                        range={"jobsTotal": str(len(rows)), "jobsCount": str(len(page)), "offset": str(offset)})
+
+    def i_search(self, req):
+        """An owner's printers (GCP /search): q in the name, display name or description;
+        connection_status ONLINE, OFFLINE or ALL (the default)."""
+        kind, who = req.principal
+        if kind != "user":
+            return failure(ERR_NOT_AUTHORIZED, "User is not authorized.")
+        rows = self.store.all("printers", order=("created_ms",), owner=who, deleted=0)
+        q = (req.get("q") or "").lower()
+        if q:
+            rows = [p for p in rows if q in " ".join((p["name"], p["default_display_name"] or "")).lower()]
+        wanted = (req.get("connection_status") or "ALL").upper()
+        if wanted not in ("ALL", "ONLINE", "OFFLINE", "DORMANT", "DONT_SHOW"):
+            return failure(ERR_MISSING, "connection_status is ALL, ONLINE, OFFLINE, DORMANT or DONT_SHOW.")
+        now = now_ms()
+        out = []
+        for p in rows:
+            online = status.online(p, now)[0]
+            if wanted == "ALL" or (wanted == "ONLINE") == online:
+                out.append(self.printer_json(p, ("connectionStatus", "semanticState")))
+        return envelope(printers=out)
 
     def i_deletejob(self, req):
         job, _, err = self._job_for(req, req.value("jobid"))
@@ -767,6 +861,18 @@ class Api:
             return err
         self.store.delete_job(job["id"])
         return envelope(message="Print job deleted successfully.")
+
+
+def submit_options(expire_after, idempotency_key):
+    """(expiry in seconds, idempotency key or None, None) or (None, None, why not)."""
+    seconds = EXPIRE_DEFAULT_S
+    if expire_after not in (None, ""):
+        if not str(expire_after).isdigit() or not 1 <= int(expire_after) <= EXPIRE_MAX_S:
+            return None, None, "expireAfter is a number of seconds from 1 to %d." % EXPIRE_MAX_S
+        seconds = int(expire_after)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        return None, None, "An idempotency key has 1 to %d characters." % IDEMPOTENCY_KEY_MAX
+    return seconds, idempotency_key, None
 
 
 def _legacy_status(state_type):

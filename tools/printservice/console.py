@@ -11,6 +11,7 @@ Database work and password hashing run in worker threads, never on the event loo
 import collections
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.parse
@@ -25,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from tools import preview
 from tools.printservice import forms, status
 from tools.printservice.accounts import AccountError
-from tools.printservice.api import content_types
+from tools.printservice.api import IDEMPOTENCY_KEY_MAX, content_types
 from tools.printservice.forms import BodyError, FORM_BODY_MAX, JOB_BODY_MAX
 from tools.printservice.logins import LoginError
 from tools.printservice.store import now_ms
@@ -331,11 +332,15 @@ class Console:
                     ctype = next((t for t in types if t in LANGUAGES), types[0])
                     ticket = {"version": "1.0", "print": {"copies": {"copies": copies}}}
                     title = ctx.value("title") or "upload"
-                    self.api.submit(ctx.email, p, upload[0], ctype, title, ticket)
+                    # the form's own key: a second click or a resubmitted page prints nothing twice
+                    key = ctx.value("idempotency")[:IDEMPOTENCY_KEY_MAX - 8] or None
+                    self.api.submit(ctx.email, p, upload[0], ctype, title, ticket,
+                                    idempotency_key=key and "console:" + key)
                     return _redirect("/console/jobs")
         return self._render(ctx, "print.html", 200 if not message else 400, message=message,
                             printers=[{"id": p["id"], "name": p["default_display_name"] or p["name"]}
-                                      for p in printers], chosen=ctx.value("printer"))
+                                      for p in printers], chosen=ctx.value("printer"),
+                            idempotency=secrets.token_urlsafe(16))
 
     # ---- claiming
     def claim(self, ctx):

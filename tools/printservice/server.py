@@ -19,6 +19,7 @@ from tools.printservice.web import make_app
 
 OWNER = "owner@example.com"  # the first account, unless --owner-email names another
 START_TIMEOUT_S = 15
+MAINTENANCE_S = 30  # expiring queued jobs, purging sessions and idempotency keys
 
 
 class Service:
@@ -172,6 +173,7 @@ class Service:
                 if any(t.done() for t in tasks):
                     raise RuntimeError("the HTTP server stopped while starting")
                 await asyncio.sleep(0.01)
+            tasks.append(asyncio.create_task(self._maintain()))
         except Exception as e:
             self._error = e
             self._stopping.set()
@@ -179,9 +181,20 @@ class Service:
         await self._stopping.wait()
         for server in servers:
             server.should_exit = True
+        for t in tasks[len(servers):]:
+            t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
+
+    async def _maintain(self):
+        """Api.maintain every MAINTENANCE_S, in a worker thread."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            try:
+                await asyncio.to_thread(self.api.maintain)
+            except Exception as e:  # the database away for a moment: the next round tries again
+                self.log("maintenance failed: %s: %s" % (type(e).__name__, e))
 
     def stop(self):
         if self._loop is not None and not self._loop.is_closed():

@@ -9,7 +9,8 @@ CAUSE_WORDS = {
     "INPUT_TRAY": "paper out", "MARKER": "ribbon or ink", "MEDIA_PATH": "paper jam",
     "MEDIA_SIZE": "wrong media size", "MEDIA_TYPE": "wrong media", "DOWNLOAD_FAILURE": "download failed",
     "INVALID_TICKET": "invalid ticket", "PRINT_FAILURE": "print failure", "CANCELLED": "cancelled",
-    "PAUSED": "paused", "PRINTER_DELETED": "printer deleted", "OTHER": "other",
+    "PAUSED": "paused", "PRINTER_DELETED": "printer deleted", "EXPIRED": "expired: not printed in time",
+    "OTHER": "other",
 }
 
 

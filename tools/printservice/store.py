@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 TERMINAL = ("DONE", "ABORTED")
+Conflict = sa.exc.IntegrityError  # a row that a unique key already has, on any engine
+EXPIRED = {"version": "1.0", "state": {"type": "ABORTED", "service_action_cause": {"error_code": "EXPIRED"}}}
 CHUNK = 64 * 1024  # bytes of a job file per row
 # Claim codes: Crockford's base32 (no I, L, O, U: nothing to misread), 10 symbols = 50 bits
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -86,7 +88,12 @@ jobs = sa.Table(
     sa.Column("create_ms", Ms, nullable=False), sa.Column("update_ms", Ms, nullable=False),
     sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("pages_printed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("expires_ms", Ms),  # no printer is handed the job after this
     sa.Index("jobs_by_printer", "printer_id", "state_type", "num"))
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("email", sa.Text, primary_key=True), sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("job_id", sa.Text, nullable=False), sa.Column("created_ms", Ms, nullable=False))
 job_content = sa.Table(
     "job_content", metadata,
     sa.Column("job_id", sa.Text, primary_key=True), sa.Column("seq", sa.Integer, primary_key=True),
@@ -296,6 +303,17 @@ class Tx:
         self.c.execute(printers.delete().where(printers.c.owner.is_(None), printers.c.id.in_(stale)))
         self.c.execute(registrations.delete().where(
             registrations.c.claimed_by.is_(None), registrations.c.expires_ms < now))
+
+    def expire_jobs(self, now, printer_id=None):
+        """Jobs still QUEUED past their expiry become ABORTED (cause EXPIRED); how many."""
+        where = [jobs.c.state_type == "QUEUED", jobs.c.expires_ms < now]
+        if printer_id is not None:
+            where.append(jobs.c.printer_id == printer_id)
+        return self.c.execute(jobs.update().where(*where).values(
+            state=json.dumps(EXPIRED), state_type="ABORTED", update_ms=now)).rowcount
+
+    def purge_idempotency_keys(self, before):
+        self.c.execute(idempotency_keys.delete().where(idempotency_keys.c.created_ms < before))
 
     def purge_sessions(self, now):
         self.c.execute(sessions.delete().where(sessions.c.expires_ms < now))
