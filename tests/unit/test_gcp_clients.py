@@ -126,3 +126,38 @@ def test_idempotency_keys_belong_to_one_account(svc):
                                               "content": LABEL, "idempotencyKey": "same"},
                   headers={"Authorization": "Bearer " + key}, proxy=False)[1]["job"]["id"]
     assert theirs != mine
+    refused = call(svc, "/cloudprint/canceljob", {"jobid": mine}, headers={"Authorization": "Bearer " + key},
+                   proxy=False)[1]
+    assert refused["errorCode"] == api.ERR_UNKNOWN_JOB and svc.store.get("jobs", id=mine)["state_type"] == "QUEUED"
+
+
+def test_the_command_line_client_cancels_deletes_and_says_why(svc, tmp_path, capsys):
+    from tools.printservice import client as cli
+    pid, _, _, _ = claimed_printer(svc)
+    svc.store.update("printers", {"id": pid}, semantic_state=json.dumps(
+        {"version": "1.0", "printer": {"state": "STOPPED", "input_tray_state": {"item": [{"state": "EMPTY"}]}}}))
+    label = tmp_path / "label.zpl"
+    label.write_bytes(LABEL.encode())
+    base = ["--url", svc.http_url + "/cloudprint", "--key", svc.owner_key]
+    assert cli.main(base + ["printers"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert header.split() == ["PRINTER", "NAME", "CONNECTION", "STATE", "WHY", "FIRMWARE"]
+    assert row.split()[:5] == [pid, "p", "online", "STOPPED", "paper"]
+    assert cli.main(base + ["submit", pid, str(label), "--idempotency-key", "k1", "--expire-after", "600"]) == 0
+    job = capsys.readouterr().out.split()[0]
+    assert svc.store.get("jobs", id=job)["expires_ms"] - svc.store.get("jobs", id=job)["create_ms"] == 600000
+    assert cli.main(base + ["submit", pid, str(label), "--idempotency-key", "k1"]) == 0
+    assert capsys.readouterr().out.split()[0] == job
+    assert cli.main(base + ["cancel", job]) == 0 and capsys.readouterr().out.split() == [job, "ABORTED"]
+    assert cli.main(base + ["jobs"]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert cli.main(base + ["cancel", job]) == 1
+    assert "can no longer be cancelled" in capsys.readouterr().err
+    assert cli.main(base + ["delete-job", job]) == 0 and svc.store.get("jobs", id=job) is None
+    capsys.readouterr()
+    assert cli.main(base + ["submit", pid, str(tmp_path / "missing.zpl")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.zpl" in err and "Traceback" not in err
+    assert cli.main(["--url", svc.http_url + "/cloudprint", "--key-file", str(tmp_path / "no.key"), "jobs"]) == 1
+    assert "no.key" in capsys.readouterr().err
+    assert cli.main(base + ["delete-printer", pid]) == 0 and svc.store.printer(pid) is None

@@ -200,7 +200,8 @@ def test_command_line_client_submits_and_lists(svc, tmp_path, capsys):
     job_id, state = capsys.readouterr().out.split()
     assert state == "QUEUED"
     assert cli.main(base + ["jobs", "--printer", pid]) == 0
-    line = capsys.readouterr().out.strip()
+    header, line = capsys.readouterr().out.strip().splitlines()
+    assert header.split() == ["JOB", "STATE", "WHY", "PAGES", "SUBMITTED", "TITLE"]
     assert line.startswith(job_id) and "QUEUED" in line and "label.zpl" in line
     assert cli.main(base + ["submit", "no-such-printer", str(label)]) == 1
     assert "Unknown printer" in capsys.readouterr().err

@@ -855,6 +855,18 @@ class Api:
                 out.append(self.printer_json(p, ("connectionStatus", "semanticState")))
         return envelope(printers=out)
 
+    def i_canceljob(self, req):
+        """Ours, not GCP's: an owner cancels a job its printer has not started (ABORTED,
+        user_action_cause CANCELLED); a started or finished one is left as it is."""
+        job, _, err = self._job_for(req, req.value("jobid"))
+        if err:
+            return err
+        if req.principal[0] != "user":
+            return failure(ERR_NOT_AUTHORIZED, "User is not authorized.")
+        if not self.cancel(job["id"]):
+            return failure(ERR_JOB_FINISHED, "The job has started or finished: it can no longer be cancelled.")
+        return envelope(message="Print job cancelled.", job=self.job_json(self.store.get("jobs", id=job["id"])))
+
     def i_deletejob(self, req):
         job, _, err = self._job_for(req, req.value("jobid"))
         if err:

@@ -28,9 +28,11 @@ def online(printer, now):
 
 
 def printer_state(semantic_state):
-    """(IDLE | PROCESSING | STOPPED, the reasons as words) from a CDS document (JSON text)."""
+    """(IDLE | PROCESSING | STOPPED, the reasons as words) from a CDS document (JSON text
+    or already parsed)."""
     try:
-        printer = json.loads(semantic_state)["printer"]
+        doc = json.loads(semantic_state) if isinstance(semantic_state, str) else semantic_state
+        printer = doc["printer"]
     except (ValueError, KeyError, TypeError):
         return "UNKNOWN", []
     reasons = []
@@ -50,8 +52,9 @@ def printer_state(semantic_state):
 
 
 def job_state(state_json):
-    """(QUEUED | IN_PROGRESS | STOPPED | DONE | ABORTED, the cause in words or "")."""
-    state = json.loads(state_json)["state"]
+    """(QUEUED | IN_PROGRESS | STOPPED | DONE | ABORTED, the cause in words or "") from a
+    job's semantic state (JSON text or already parsed)."""
+    state = (json.loads(state_json) if isinstance(state_json, str) else state_json)["state"]
     for key in ("user_action_cause", "device_state_cause", "device_action_cause", "service_action_cause"):
         cause = state.get(key)
         if isinstance(cause, dict):
