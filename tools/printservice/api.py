@@ -310,9 +310,11 @@ class Api:
         self.purge_expired()  # after the limit: a flood must not buy a purge per request
         if self.store.count("registrations", claimed_by=None) >= UNCLAIMED_MAX:
             return self._too_many_registrations()
+        legacy = is_legacy(req, caps)
         try:
-            cdd = loads_limited(caps)
-            state = loads_limited(req.value("semantic_state") or '{"version":"1.0","printer":{"state":"IDLE"}}')
+            cdd = legacy_cdd(req.value("content_types")) if legacy else loads_limited(caps)
+            state = (legacy_state(req.value("status")) if legacy else
+                     loads_limited(req.value("semantic_state") or '{"version":"1.0","printer":{"state":"IDLE"}}'))
             local = loads_limited(req.value("local_settings") or '{"current":{}}')
             types = [c["content_type"] for c in cdd["printer"]["supported_content_type"]]
         except TooDeep:
@@ -334,7 +336,9 @@ class Api:
                      setup_url=req.value("setup_url"), support_url=req.value("support_url"),
                      update_url=req.value("update_url"), capabilities=json.dumps(cdd),
                      caps_hash=req.value("capsHash") or "", semantic_state=json.dumps(state),
-                     local_settings=json.dumps(local), owner=None, created_ms=t, updated_ms=t, accessed_ms=t)
+                     local_settings=json.dumps(local), owner=None, created_ms=t, updated_ms=t, accessed_ms=t,
+                     legacy_capabilities=caps if legacy else None,
+                     legacy_defaults=req.value("defaults") if legacy else None)
             s.insert("registrations", token=token, printer_id=pid, expires_ms=t + self.token_duration_s * 1000,
                      poll_secret=secret)
         self.log("registered printer %s (%s), claim code issued" % (pid, name))
@@ -489,6 +493,9 @@ class Api:
                "notificationChannel": "MQTT", "isTosAccepted": False,
                "createTime": str(p["created_ms"]), "updateTime": str(p["updated_ms"]),
                "accessTime": str(p["accessed_ms"])}
+        if p["legacy_capabilities"] is not None:  # a GCP 1.0 printer's own description, as it gave it
+            out["legacyCapabilities"] = p["legacy_capabilities"]
+            out["legacyDefaults"] = p["legacy_defaults"] or ""
         online = status.online(p, now_ms())[0]
         if "semanticState" in extras:
             state = json.loads(p["semantic_state"])
@@ -536,9 +543,22 @@ class Api:
                                   ("manufacturer", "manufacturer"), ("model", "model")):
                 if req.value(param) is not None:
                     sets[column] = req.value(param)
-            if req.value("capabilities") is not None:
+            caps = req.value("capabilities")
+            if caps is not None and is_legacy(req, caps):
+                if len(caps) > MAX_CAPABILITIES:
+                    return failure(ERR_MISSING, "capabilities over %d bytes" % MAX_CAPABILITIES)
+                sets["legacy_capabilities"] = caps
+                sets["caps_hash"] = req.value("capsHash") or ""
+            elif caps is not None:
                 sets["capabilities"] = json.dumps(_json_param(req, "capabilities"))
                 sets["caps_hash"] = req.value("capsHash") or ""
+                sets["legacy_capabilities"] = sets["legacy_defaults"] = None
+            if req.value("defaults") is not None:
+                sets["legacy_defaults"] = req.value("defaults")
+            if req.value("content_types") is not None:  # deprecated, but what a 1.0 connector says
+                sets["capabilities"] = json.dumps(legacy_cdd(req.value("content_types")))
+            if req.value("status") is not None and req.value("semantic_state") is None:
+                sets["semantic_state"] = json.dumps(legacy_state(req.value("status")))
             full, diff = _json_param(req, "semantic_state"), _json_param(req, "semantic_state_diff")
             if full is not None and diff is not None:
                 return failure(ERR_MISSING, "Send semantic_state or semantic_state_diff, not both.")
@@ -873,6 +893,34 @@ class Api:
             return err
         self.store.delete_job(job["id"])
         return envelope(message="Print job deleted successfully.")
+
+
+LEGACY_TYPES = ("application/pdf", "application/vnd.cups-raw")  # what a CUPS-backed 1.0 connector prints
+
+
+def is_legacy(req, caps):
+    """A GCP 1.0 printer or connector: capabilities in PPD (`*PPD-Adobe: ...`) or XPS (XML),
+    not CDD, and no use_cdd=true. Anything else must be a CDD."""
+    head = caps.lstrip()[:16]
+    return (req.value("use_cdd") or "").lower() != "true" and (head.startswith("*PPD-Adobe") or head.startswith("<"))
+
+
+def legacy_cdd(content_types):
+    """The CDD the service keeps for a 1.0 printer: its content types (the deprecated
+    content_types parameter, or what such connectors print), nothing more."""
+    types = [t.strip() for t in (content_types or "").split(",") if t.strip()] or list(LEGACY_TYPES)
+    return {"version": "1.0", "printer": {"supported_content_type": [{"content_type": t} for t in types[:20]]}}
+
+
+def legacy_state(status_text):
+    """A CDS document from a 1.0 printer's free-form status."""
+    word = (status_text or "").strip()
+    if word.upper() in ("IDLE", "PROCESSING", "STOPPED"):
+        return {"version": "1.0", "printer": {"state": word.upper()}}
+    printer = {"state": "IDLE"}
+    if word and word.upper() not in ("ONLINE", "OK", "READY", "0"):
+        printer["vendor_state"] = {"item": [{"state": "INFO", "description": word[:200]}]}
+    return {"version": "1.0", "printer": printer}
 
 
 def submit_options(expire_after, idempotency_key):

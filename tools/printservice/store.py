@@ -60,7 +60,9 @@ printers = sa.Table(
     sa.Column("updated_ms", Ms, nullable=False), sa.Column("accessed_ms", Ms, nullable=False),
     sa.Column("deleted", sa.Integer, nullable=False, server_default="0"),
     # the printer's retained status on the push broker ("online", or its last will "offline")
-    sa.Column("presence", sa.Text), sa.Column("presence_ms", Ms))
+    sa.Column("presence", sa.Text), sa.Column("presence_ms", Ms),
+    # a GCP 1.0 printer's PPD or XPS capabilities and XPS defaults, as given
+    sa.Column("legacy_capabilities", sa.Text), sa.Column("legacy_defaults", sa.Text))
 registrations = sa.Table(
     "registrations", metadata,
     sa.Column("token", sa.Text, primary_key=True), sa.Column("printer_id", sa.Text, nullable=False),
