@@ -367,3 +367,12 @@ def test_presence_words():
     assert status.printer_state("garbage") == ("UNKNOWN", [])
     assert status.job_state(json.dumps({"state": {"type": "STOPPED", "device_state_cause": {
         "error_code": "INPUT_TRAY"}}})) == ("STOPPED", "paper out")
+
+
+def test_claim_codes_cannot_be_probed_on_the_claim_page(svc):
+    b = signed_up(svc, "a@example.com")
+    reg = register(svc)
+    for i in range(10):  # looking at unknown codes counts as wrong claims
+        assert b.open("/console/claim?token=NOSUCHCODE%d" % i)[0] == 400
+    code, _, body, _ = b.open("/console/claim?token=" + reg["registration_token"])
+    assert code == 400 and b"Claim this printer" not in body  # a live code, shown to nobody now

@@ -367,32 +367,43 @@ class Api:
         self.store.purge_expired(now_ms())
 
     def claim(self, token, email):
-        """email claims the printer of a claim code: None on success, else a message."""
+        """email claims the printer of a claim code: (its printer id, None), else (None, why)."""
         token = normal_claim_code(token)
-        failures = "claim-failures:" + email
-        if self.store.hits(failures, CLAIM_FAILURE_LIMIT[1]) >= CLAIM_FAILURE_LIMIT[0]:
-            return "Too many wrong claim codes; wait a minute."
+        if self._claims_barred(email):
+            return None, "Too many wrong claim codes; wait a minute."
         if not self.store.allow("claim-code:" + token, *CLAIM_CODE_LIMIT):
-            return "Too many attempts on this code; wait a minute."
-        reg = self.store.get("registrations", token=token)
+            return None, "Too many attempts on this code; wait a minute."
+        reg = self._registration(token, email)
         if reg is None:
-            self.store.allow(failures, *CLAIM_FAILURE_LIMIT)
-            return "Unknown claim code."
+            return None, "Unknown claim code."
         if reg["expires_ms"] < now_ms():
-            return "This claim code has expired; the printer will print a new one."
+            return None, "This claim code has expired; the printer will print a new one."
         with self.store.tx() as s:
             if not s.claim_registration(reg["token"], email):
-                return "This printer was claimed by someone else."
+                return None, "This printer was claimed by someone else."
             s.update("printers", {"id": reg["printer_id"]}, owner=email, updated_ms=now_ms())
         self.log("printer %s claimed by %s" % (reg["printer_id"], email))
-        return None
+        return reg["printer_id"], None
 
-    def unclaimed_printer(self, token):
-        """The printer a live, unclaimed claim code names, or None."""
-        reg = self.store.get("registrations", token=normal_claim_code(token))
+    def unclaimed_printer(self, token, email):
+        """The printer a live, unclaimed claim code names, or None. A look counts as a
+        claim attempt: an unknown code is a wrong one, so codes cannot be probed freely."""
+        if self._claims_barred(email):
+            return None
+        reg = self._registration(normal_claim_code(token), email)
         if reg is None or reg["claimed_by"] or reg["expires_ms"] < now_ms():
             return None
         return self.store.printer(reg["printer_id"])
+
+    def _claims_barred(self, email):
+        return self.store.hits("claim-failures:" + email, CLAIM_FAILURE_LIMIT[1]) >= CLAIM_FAILURE_LIMIT[0]
+
+    def _registration(self, token, email):
+        """The registration of a claim code; an unknown code counts as the account's failure."""
+        reg = self.store.get("registrations", token=token)
+        if reg is None:
+            self.store.allow("claim-failures:" + email, *CLAIM_FAILURE_LIMIT)
+        return reg
 
     def getauthcode(self, req):
         printer_id, client_id = req.get("printerid"), req.get("oauth_client_id")
@@ -425,7 +436,7 @@ class Api:
 
     def confirm(self, req):
         token = req.value("token")
-        err = self.claim(token, req.principal[1]) if req.principal[0] == "user" else "Not a user."
+        err = self.claim(token, req.principal[1])[1] if req.principal[0] == "user" else "Not a user."
         return failure(ERR_NOT_AUTHORIZED, err) if err else envelope(message="Printer claimed.")
 
     # ---- OAuth token endpoint (§3.5, §3.6)
@@ -555,7 +566,8 @@ class Api:
                 sets["legacy_capabilities"] = sets["legacy_defaults"] = None
             if req.value("defaults") is not None:
                 sets["legacy_defaults"] = req.value("defaults")
-            if req.value("content_types") is not None:  # deprecated, but what a 1.0 connector says
+            legacy = printer["legacy_capabilities"] is not None or "legacy_capabilities" in sets
+            if legacy and req.value("content_types") is not None:  # deprecated; what a 1.0 connector says
                 sets["capabilities"] = json.dumps(legacy_cdd(req.value("content_types")))
             if req.value("status") is not None and req.value("semantic_state") is None:
                 sets["semantic_state"] = json.dumps(legacy_state(req.value("status")))
@@ -787,8 +799,10 @@ class Api:
                                  state_type="QUEUED", create_ms=t, update_ms=t,
                                  expires_ms=t + expire_after_s * 1000)
         except Conflict:  # the same key in a submit running beside this one
+            if idempotency_key is None:
+                raise
             first = self.store.get("idempotency_keys", email=email, key=idempotency_key)
-            if idempotency_key is None or first is None:
+            if first is None:
                 raise
             return self.store.get("jobs", id=first["job_id"]), False
         self.log("job %s submitted to %s (%d bytes)" % (job_id, printer["id"], size))

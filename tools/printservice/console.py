@@ -68,6 +68,11 @@ class Ctx:
         self.files = files
         self.email, self.csrf = session or (None, None)
 
+    @property
+    def client(self):
+        """The client's address, for rate limits."""
+        return self.request.client.host if self.request.client else "?"
+
     def value(self, name, default=""):
         v = self.params.get(name) or self.request.query_params.getlist(name)
         return v[-1] if v else default
@@ -151,9 +156,8 @@ class Console:
     def login(self, ctx):
         message = ""
         if ctx.request.method == "POST":
-            client = ctx.request.client.host if ctx.request.client else "?"
             try:
-                email = self.logins.log_in(ctx.value("email"), ctx.value("password"), client)
+                email = self.logins.log_in(ctx.value("email"), ctx.value("password"), ctx.client)
                 return self._start_session(email, ctx.value("next"))
             except LoginError as e:
                 message = str(e)
@@ -173,9 +177,8 @@ class Console:
             try:
                 if password != ctx.value("password2"):
                     raise LoginError("The two passwords differ.")
-                client = ctx.request.client.host if ctx.request.client else "?"
                 email = (self.logins.accept(token, password) if token
-                         else self.logins.sign_up(ctx.value("email"), password, client))
+                         else self.logins.sign_up(ctx.value("email"), password, ctx.client))
                 self.api.log("account %s signed up" % email)
                 return self._start_session(email, ctx.value("next"))
             except (LoginError, AccountError) as e:
@@ -192,6 +195,9 @@ class Console:
         return r
 
     # ---- printers
+    def _own_printers(self, ctx):
+        return self.store.all("printers", order=("created_ms",), owner=ctx.email, deleted=0)
+
     def _owned_printer(self, ctx, printer_id):
         p = self.store.printer(printer_id)
         return p if p is not None and p["owner"] == ctx.email else None
@@ -207,7 +213,7 @@ class Console:
         return view
 
     def printers(self, ctx):
-        rows = self.store.all("printers", order=("created_ms",), owner=ctx.email, deleted=0)
+        rows = self._own_printers(ctx)
         last = self.store.last_jobs([p["id"] for p in rows]) if rows else {}
         now = now_ms()
         views = [self._printer_view(p, last.get(p["id"]), now) for p in rows]
@@ -311,7 +317,7 @@ class Console:
         return png
 
     def print_file(self, ctx):
-        printers = [p for p in self.store.all("printers", order=("created_ms",), owner=ctx.email, deleted=0)]
+        printers = self._own_printers(ctx)
         message = ""
         if ctx.request.method == "POST":
             p = self._owned_printer(ctx, ctx.value("printer"))
@@ -347,12 +353,10 @@ class Console:
         code = ctx.value("token")
         message = ""
         if ctx.request.method == "POST":
-            printer = self.api.unclaimed_printer(code)
-            err = self.api.claim(code, ctx.email)
-            if err is None:
-                return _redirect("/console/printers/" + printer["id"] if printer else "/console/")
-            message = err
-        printer = self.api.unclaimed_printer(code) if code else None
+            printer_id, message = self.api.claim(code, ctx.email)
+            if printer_id is not None:
+                return _redirect("/console/printers/" + printer_id)
+        printer = self.api.unclaimed_printer(code, ctx.email) if code and not message else None
         if code and printer is None and not message:
             message = "This claim code is unknown, used or expired: the printer prints a new one when it expires."
         return self._render(ctx, "claim.html", 200 if not message else 400, code=code, message=message,
@@ -376,8 +380,7 @@ class Console:
                 elif action == "password":
                     if ctx.value("new") != ctx.value("new2"):
                         raise LoginError("The two passwords differ.")
-                    client = ctx.request.client.host if ctx.request.client else "?"
-                    self.logins.log_in(ctx.email, ctx.value("old"), client)
+                    self.logins.log_in(ctx.email, ctx.value("old"), ctx.client)
                     self.logins.set_password(ctx.email, ctx.value("new"))
                     return self._start_session(ctx.email, "/console/account")
             except (AccountError, LoginError) as e:
