@@ -69,7 +69,8 @@ def read_settings(flash):
 
 def make_driver(board, uart, clock, fault_wait_ms):
     args = (uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"],
-            board["flow_control"] == "xonxoff", board["flow_window"], fault_wait_ms)
+            board["flow_control"] == "xonxoff", board["flow_window"], fault_wait_ms,
+            (board["media_width_mm"], board["dpi"]))
     if board["printer_language"] == "zpl":
         from firmware.printers.zpl import ZplDriver
         return ZplDriver(*args)

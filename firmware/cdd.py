@@ -7,7 +7,7 @@ import json
 RAW = "application/vnd.cups-raw"
 
 
-def capabilities(language, content_type):
+def capabilities(language, content_type, width_mm=0, dpi=203):
     printer = {
         "supported_content_type": [{"content_type": content_type},
                                    {"content_type": RAW}],
@@ -15,20 +15,25 @@ def capabilities(language, content_type):
         "input_tray_unit": [{"vendor_id": "roll", "type": "ROLL"}],
         "cover": [{"vendor_id": "head", "type": "CUSTOM", "custom_display_name": "Print head"}],
     }
-    if language == "zpl":
-        printer["media_size"] = {"option": [{"name": "NA_INDEX_4X6", "width_microns": 101600,
-                                             "height_microns": 152400, "is_default": True}]}
-        printer["dpi"] = {"option": [{"horizontal_dpi": 203, "vertical_dpi": 203, "is_default": True}]}
-    else:
-        printer["media_size"] = {"option": [{"name": "CUSTOM", "custom_display_name": "80 mm roll",
-                                             "width_microns": 80000, "is_continuous_feed": True,
-                                             "vendor_id": "roll80", "is_default": True}]}
+    printer["dpi"] = {"option": [{"horizontal_dpi": dpi, "vertical_dpi": dpi, "is_default": True}]}
+    if language == "zpl" and not width_mm:
+        option = {"name": "NA_INDEX_4X6", "width_microns": 101600, "height_microns": 152400}
+    elif language == "zpl":
+        option = {"name": "CUSTOM", "custom_display_name": "%d mm labels" % width_mm,
+                  "width_microns": width_mm * 1000, "vendor_id": "labels%d" % width_mm}
+    else:  # a receipt roll prints all but 4 mm each side
+        w = (width_mm or 80) * 1000
+        option = {"name": "CUSTOM", "custom_display_name": "%d mm roll" % (w // 1000), "width_microns": w,
+                  "is_continuous_feed": True, "vendor_id": "roll%d" % (w // 1000),
+                  "imageable_area_left_microns": 4000, "imageable_area_right_microns": w - 4000}
+    option["is_default"] = True
+    printer["media_size"] = {"option": [option]}
     return {"version": "1.0", "printer": printer}
 
 
 def document(driver):
     """(CDD as JSON text, its capsHash) for this printer."""
-    caps = json.dumps(capabilities(driver.language, driver.content_type))
+    caps = json.dumps(capabilities(driver.language, driver.content_type, driver.media[0], driver.media[1]))
     return caps, caps_hash(caps)
 
 

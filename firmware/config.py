@@ -50,6 +50,10 @@ BOARD = {
     "stream_buffer": ("int", 1024, (64, 16384)),
     "stall_timeout_s": ("int", 30, (1, 3600)),
     "status_timeout_ms": ("int", 1000, (50, 10000)),
+    # the media the printer holds, for the CDD (the service draws PDF and PNG jobs to it):
+    # width in mm (0: 4 in labels for ZPL, an 80 mm roll for ESC/POS) and dots per inch
+    "media_width_mm": ("int", 0, (0, 300)),
+    "dpi": ("int", 203, (100, 600)),
     # ESC/POS: ask for automatic status back (GS a), so paper out is known even while
     # the line is blocked. Off for printers that would print the command as text.
     "status_back": ("bool", False, None),

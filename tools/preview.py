@@ -3,7 +3,7 @@ printer simulator's previews of what it printed and the service console's job pr
 
 Renders the subset our jobs and claim tickets use, and the common commands of real
 label and receipt jobs: ZPL ^FO ^A0 ^FD/^FS ^FH ^BC (Code 128) ^BQ (QR) ^GB ^GFA; ESC/POS
-text, ESC a (alignment), ESC E (bold), GS ( k (QR), GS k (Code 128), GS V (cut).
+text, ESC a (alignment), ESC E (bold), GS ( k (QR), GS k (Code 128), GS v 0 (raster), GS V (cut).
 Drawing is Pillow's; QR matrices come from segno, Code 128 modules from python-barcode."""
 import binascii
 import io
@@ -164,6 +164,13 @@ def render_escpos(receipt):
                 flush()
                 lines.append(("code128", align, data.lstrip(b"{B").decode("latin-1")))
                 i += 4 + n
+            elif op == 0x76 and i + 7 < len(receipt) and receipt[i + 2] == 0x30:  # GS v 0 m xL xH yL yH data
+                row_bytes, rows = receipt[i + 4] | receipt[i + 5] << 8, receipt[i + 6] | receipt[i + 7] << 8
+                data = bytes(receipt[i + 8:i + 8 + row_bytes * rows])
+                flush()
+                if row_bytes and len(data) == row_bytes * rows:
+                    lines.append(("raster", align, (row_bytes, rows, data)))
+                i += 8 + row_bytes * rows
             elif op == 0x56:  # GS V: the cut ends the receipt
                 break
             else:
@@ -201,6 +208,10 @@ def _layout(lines):
         elif kind == "code128":
             width = len(barcode.get("code128", payload).build()[0]) * 2
             blocks.append((align, 110, lambda d, x, y, p=payload: _draw_code128(d, x, y, p, 100), width))
+        elif kind == "raster":  # set bits are black dots; bands follow each other with no gap
+            row_bytes, rows, data = payload
+            bitmap = Image.frombytes("1", (row_bytes * 8, rows), data)
+            blocks.append((align, rows, lambda d, x, y, b=bitmap: d.bitmap((x, y), b, fill=BLACK), bitmap.width))
     height = 20 + sum(b[1] for b in blocks) + 40
     img = Image.new("L", (RECEIPT_WIDTH, height), WHITE)
     draw = ImageDraw.Draw(img)

@@ -89,8 +89,9 @@ class Driver:
     page_mark = None  # type: bytes  # the bytes that mark one printed page (label end, cut)
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
-                 flow_window=64, fault_wait_ms=3600000):
+                 flow_window=64, fault_wait_ms=3600000, media=(0, 203)):
         self._uart = uart
+        self.media = media  # (media width in mm, 0: the language's usual; dots per inch): for the CDD
         self._fault_wait_ms = fault_wait_ms
         # Told when the printer stops taking a job's bytes (stopped(state)) and when it
         # takes them again (resumed()); None outside a job: a stall is then an error.

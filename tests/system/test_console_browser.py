@@ -2,14 +2,16 @@
 driven by Selenium), against the real service, the real agent under MicroPython and a
 simulated label printer: sign up, claim the printer from its ticket's QR code, upload a
 label, watch it go DONE without a reload, see its preview, and see the printer go STOPPED
-with "paper out" when the simulator runs out. A screenshot of each page is kept in
+with "paper out" when the simulator runs out, add a webhook and see its deliveries. A screenshot of each page is kept in
 run/artifacts/console/ (CONSOLE_SCREENSHOTS names another folder)."""
+import io
 import os
 import re
 
 import pytest
 
 from tests.system.conftest import service_secrets
+from tests.unit.test_webhooks import Receiver
 from tools.hostrun import Agent, ROOT, provision, wait_for
 from tools.printersim.server import PrinterSim
 from tools.printservice.server import Service
@@ -66,6 +68,7 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
         flash = str(tmp_path / "flash")
         provision(flash, site, mqtt_url=site.mqtt_url, mqtt_keepalive_s=10)
         agent = Agent(flash, sim.address, tree=device_tree)
+        receiver = Receiver()  # the app's webhook endpoint
         try:
             # the claim ticket's QR code holds the claim link: what a phone would open
             wait_for(lambda: sim.printer.printed, 30, "the claim ticket")
@@ -145,6 +148,21 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             assert site.accounts.for_key(key) == EMAIL
             browser.get(site.https_url + "/console/account")
             assert key not in browser.page_source and "warehouse app" in text_of(browser, "#keys")  # shown once
+
+            browser.get(site.https_url + "/console/webhooks")
+            browser.find_element(By.NAME, "url").send_keys(receiver.url)
+            browser.find_element(By.CSS_SELECTOR, "form:has(input[value=add]) button").click()
+            secret = wait_for(lambda: text_of(browser, "#new-secret"), 10, "the webhook's secret, shown once")
+            printer = site.store.all("printers", owner=EMAIL)[0]
+            site.api.submit(EMAIL, printer, io.BytesIO(LABEL), "application/x-zpl", "after hours",
+                            {"version": "1.0", "print": {}})  # the printer is off: one event, QUEUED
+            wait_for(lambda: receiver.accepted()[0], 20, "the event at the app")
+            browser.get(site.https_url + "/console/webhooks")
+            assert secret not in browser.page_source and "200" in text_of(browser, "#webhooks")
+            shot(browser, "10-webhooks")
+            browser.find_element(By.LINK_TEXT, receiver.url).click()
+            wait_for(lambda: "200" in text_of(browser, "#deliveries"), 10, "the delivery log")
+            shot(browser, "11-webhook-deliveries")
         except Exception:
             print("PAGE", browser.current_url, text_of(browser, "main"))
             print("BROWSER LOG", browser.get_log("browser")[-10:])
@@ -152,8 +170,10 @@ def test_a_person_claims_prints_and_watches_in_the_browser(tmp_path, site, brows
             raise
         finally:
             agent.stop()
+            receiver.close()
         for secret in service_secrets(site):
             assert secret not in agent.output
         for name in ("01-sign-up", "02-log-in", "03-claim", "04-printer", "05-print-a-file", "06-jobs",
-                     "07-printers-paper-out", "08-printers-offline", "09-account"):
+                     "07-printers-paper-out", "08-printers-offline", "09-account", "10-webhooks",
+                     "11-webhook-deliveries"):
             assert os.path.getsize(os.path.join(SHOTS, name + ".png")) > 5000, name

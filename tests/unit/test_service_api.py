@@ -45,8 +45,8 @@ def poll(reg, svc, client_id=None):
         return r.status, json.loads(r.read())
 
 
-def claimed_printer(svc):
-    reg = register(svc)
+def claimed_printer(svc, **extra):
+    reg = register(svc, **extra)
     owner = Client(svc.http_url + "/cloudprint", svc.owner_key)
     owner.claim(reg["registration_token"])
     pid = reg["printers"][0]["id"]

@@ -82,6 +82,14 @@ def test_a_database_from_before_migrations_keeps_everything(tmp_path):
         assert svc.store.get("api_keys", key_hash=accounts.key_hash("the-owner-key"))  # hashed only
         reg = svc.store.get("registrations", token="OLDCODE")
         assert reg["code_given"] == 0 and reg["poll_secret"] is None
+        # numbered for the PrintNode API, with the history their states imply (migration 0007)
+        from tests.unit.test_printnode import pn
+        assert [p["id"] for p in pn(svc, "GET", "/printers")[1]] == [1]
+        assert pn(svc, "GET", "/whoami")[1]["id"] == 1
+        states = pn(svc, "GET", "/printjobs/states?dir=asc")[1]
+        assert [[s["state"] for s in job] for job in states] == [["new", "sent_to_client"]] * 3
+        with svc.store.tx() as s:
+            assert s.next_number("printers") == 2  # the next printer's
     assert not os.path.exists(data / "cloudsim.db")
     for name in ("service.db", "service.db-wal"):  # nor in a freed page
         if os.path.exists(data / name):

@@ -376,3 +376,48 @@ def test_claim_codes_cannot_be_probed_on_the_claim_page(svc):
         assert b.open("/console/claim?token=NOSUCHCODE%d" % i)[0] == 400
     code, _, body, _ = b.open("/console/claim?token=" + reg["registration_token"])
     assert code == 400 and b"Claim this printer" not in body  # a live code, shown to nobody now
+
+
+def test_a_pdf_upload_is_drawn_for_the_label_printer(svc):
+    from tests.unit.test_raster import label_page, mismatch, pdf_of
+    b = signed_up(svc, "a@example.com")
+    pid, _ = claimed_by(svc, b)
+    page = label_page()
+    code, where, body, _ = b.post("/console/print", {"printer": pid, "title": "label.pdf"},
+                                  files={"file": ("label.pdf", pdf_of(page))})
+    assert code == 200 and where == "/console/jobs", body
+    job = svc.store.all("jobs")[0]
+    assert (job["content_type"], job["submitted_as"]) == ("application/x-zpl", "application/pdf")
+    png = b.open("/console/jobs/%s/preview.png" % job["id"])[2]
+    assert mismatch(Image.open(io.BytesIO(png)).crop((0, 0) + page.size), page) < 0.01
+    code, _, body, _ = b.post("/console/print", {"printer": pid}, files={"file": ("bad.pdf", b"%PDF-1.4 broken")})
+    assert code == 400 and b"not a PDF" in body and len(svc.store.all("jobs")) == 1
+
+
+def test_webhooks_in_the_console_show_the_secret_once_and_the_deliveries(svc):
+    from tests.unit.test_webhooks import Receiver
+    from tools.hostrun import wait_for
+    receiver = Receiver(fail=1)
+    try:
+        a = signed_up(svc, "a@example.com")
+        code, _, body, _ = a.post("/console/webhooks", {"action": "add", "url": receiver.url})
+        secret = re.search(rb'id="new-secret">([^<]+)<', body).group(1).decode()
+        hook = svc.store.all("webhooks")[0]
+        assert code == 200 and secret == hook["secret"] and receiver.url.encode() in body
+        assert secret.encode() not in a.open("/console/webhooks")[2]  # shown once
+        assert a.post("/console/webhooks", {"action": "add", "url": "javascript:alert(1)"})[0] == 400
+        pid, _ = claimed_by(svc, a)
+        a.post("/console/print", {"printer": pid}, files={"file": ("l.zpl", LABEL)})
+        wait_for(lambda: receiver.accepted()[0], 20, "the event accepted")
+        wait_for(lambda: svc.store.count("deliveries") >= 2, 10, "both tries logged")
+        page = a.open("/console/webhooks/" + hook["id"])[2]
+        assert b"500: answered 500 Internal Server Error" in page and b">200<" in page
+        assert b"1 failed tries" not in a.open("/console/webhooks")[2]
+        b = signed_up(svc, "b@example.com")
+        assert b.open("/console/webhooks/" + hook["id"])[0] == 404 and receiver.url.encode() not in b.open(
+            "/console/webhooks")[2]
+        assert b.post("/console/webhooks", {"action": "delete", "webhook": hook["id"]})[0] == 400
+        assert a.post("/console/webhooks", {"action": "delete", "webhook": hook["id"]})[0] == 200
+        assert svc.store.get("webhooks", id=hook["id"])["deleted_ms"] is not None
+    finally:
+        receiver.close()

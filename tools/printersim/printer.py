@@ -316,6 +316,9 @@ class EscPosPrinter(Printer):
             size = 3
             if len(data) - gs >= 3 and data[gs + 1] == 0x56 and data[gs + 2] in CUT_WITH_FEED:
                 size = 4
+            elif len(data) - gs >= 3 and data[gs + 1] == 0x76 and data[gs + 2] == 0x30:  # GS v 0: raster
+                size = 8 if len(data) - gs < 8 else 8 + (data[gs + 4] | data[gs + 5] << 8) * (
+                    data[gs + 6] | data[gs + 7] << 8)  # its picture is data, whatever its bytes
             if len(data) - gs < size:  # the command's parameters are not here yet
                 self._receipt += data[pos:gs]
                 self._tail = data[gs:]
@@ -334,6 +337,8 @@ class EscPosPrinter(Printer):
                 self.asb = param
                 if self.asb:
                     self.outbox += self.asb_bytes()
+            elif cmd == 0x76 and param == 0x30:
+                self._receipt += data[pos:gs + size]
             else:
                 self._receipt += data[pos:gs + 1]
                 size = 1

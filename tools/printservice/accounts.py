@@ -44,7 +44,7 @@ class Accounts:
         with self.store.tx() as s:
             if s.get("users", email=email) is not None:
                 raise AccountError("the account %s exists already" % email)
-            s.insert("users", email=email, created_ms=now_ms())
+            s.add_user(email, created_ms=now_ms())
         return email
 
     def emails(self):

@@ -3,14 +3,18 @@
 Each handler takes a Request and returns a Reply. API errors are HTTP 200 with
 success:false and an errorCode (reference §1.1); a missing or bad access token is
 HTTP 403. Numbers that GCP sent as strings are sent as strings here too."""
+import base64
+import binascii
 import io
 import json
 import re
+import urllib.parse
 
-from tools.printservice import status
+from tools.printservice import fetch, raster, status
 from tools.printservice.accounts import Accounts
 from tools.printservice.push import NoPush
 from tools.printservice.store import TERMINAL, Conflict, new_claim_code, new_id, new_secret, normal_claim_code, now_ms
+from tools.printservice.webhooks import Webhooks
 
 ERR_MISSING = 2
 ERR_XSRF = 9
@@ -58,6 +62,8 @@ EXPIRE_DEFAULT_S = 14 * 24 * 3600  # a job not printed in 14 days is not printed
 EXPIRE_MAX_S = 366 * 24 * 3600
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000  # a retried submit with the same key makes no new job
 IDEMPOTENCY_KEY_MAX = 255
+DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*(;base64)?,(.*)", re.DOTALL | re.ASCII)
+RAW_TYPE = "application/vnd.cups-raw"
 
 
 def byte_range(header, length):
@@ -73,6 +79,11 @@ def byte_range(header, length):
     return "unsatisfiable" if start >= length else start
 
 
+class BrokenStream(Exception):
+    """A streamed reply's source failed part way: the connection is cut, so the client
+    knows its body is short even without a Content-Length."""
+
+
 class Reply:
     def __init__(self, status=200, body=b"", content_type="application/json", headers=(),
                  stream=None, length=None):
@@ -81,8 +92,7 @@ class Reply:
         self.content_type = content_type
         self.headers = list(headers)
         self.stream = stream  # for large bodies: a callable giving an iterator of byte chunks,
-        # and length is then required
-        self.length = length
+        self.length = length  # and their length (None: not known, sent chunked)
         self.close = False  # the connection ends after this reply
 
 
@@ -227,6 +237,7 @@ class Api:
                  token_duration_s=899, access_ttl_s=3600, log=print, push=None):
         self.store = store
         self.accounts = Accounts(store)
+        self.webhooks = Webhooks(store, log)
         self.push = push or NoPush()
         self.base = base_url.rstrip("/")
         self.client_id = client_id
@@ -329,7 +340,7 @@ class Api:
                 token = new_claim_code()
                 if s.get("registrations", token=token) is None:
                     break
-            s.insert("printers", id=pid, proxy=proxy, name=name,
+            s.add_printer(id=pid, proxy=proxy, name=name,
                      default_display_name=req.value("default_display_name") or name,
                      uuid=req.value("uuid"), manufacturer=req.value("manufacturer"), model=req.value("model"),
                      firmware=req.value("firmware"), gcp_version=req.value("gcp_version") or "1.0",
@@ -595,9 +606,30 @@ class Api:
             return failure(ERR_MISSING, "A JSON parameter is not valid.")
         if sets:
             sets["updated_ms"] = now_ms()
-            self.store.update("printers", {"id": printer["id"]}, **sets)
+            with self.store.tx() as s:
+                s.update("printers", {"id": printer["id"]}, **sets)
+                if "semantic_state" in sets:
+                    self._printer_event(s, printer, dict(printer, **sets))
         return envelope(message="Printer updated successfully.",
                         printer=self.printer_json(self.store.printer(printer["id"])))
+
+    def set_presence(self, printer_id, presence):
+        """The broker's retained status of a printer ("online", or its last will "offline")."""
+        with self.store.tx() as s:
+            before = s.printer(printer_id)
+            s.set_presence(printer_id, presence)
+            if before is not None:
+                self._printer_event(s, before, s.printer(printer_id))
+
+    def _printer_event(self, s, before, after):
+        """A printer.state event for the owner's webhooks when what a person is told of the
+        printer (its state, the reasons, whether it is online) changed."""
+        now = now_ms()
+        told = [(status.printer_state(p["semantic_state"]), status.online(p, now)[0]) for p in (before, after)]
+        if after["owner"] and told[0] != told[1]:
+            (state, reasons), online = told[1]
+            s.emit(after["owner"], "printer.state", {"printer": after["id"], "state": state, "reasons": reasons,
+                                                     "connection": "online" if online else "offline"})
 
     def i_delete(self, req):
         printer, err = self._printer_for(req, req.value("printerid"))
@@ -733,6 +765,8 @@ class Api:
             return Reply(status=404, body=b"job not found", content_type="text/plain")
         if printer is None or printer["deleted"] or job["content_type"] not in content_types(printer):
             return Reply(status=415, body=b"cannot convert", content_type="text/plain")
+        if job["source_uri"]:
+            return self._relay(job, req.headers.get("Range"))
         length = job["size"]
         start, status, headers = 0, 200, [("Accept-Ranges", "bytes")]
         wanted = byte_range(req.headers.get("Range"), length)
@@ -747,6 +781,40 @@ class Api:
                      stream=lambda: self.store.job_chunks(job_id, start),
                      length=length - start, headers=headers)
 
+    def _relay(self, job, range_header):
+        """A raw_uri job's file, fetched from the app's server as the printer downloads it
+        and passed through, never stored. A resumed download asks the server for the rest;
+        a server that gives no length is asked for the whole file, which the printer skips
+        into (it skips what it has whenever a reply starts at byte 0)."""
+        m = re.fullmatch(r"bytes=(\d{1,%d})-" % RANGE_DIGITS, (range_header or "").strip(), re.ASCII)
+        start = int(m.group(1)) if m else 0
+        auth = json.loads(job["source_auth"]) if job["source_auth"] else None
+        try:
+            length, chunks = fetch.open_source(job["source_uri"], auth, start)
+            if start and length is None:
+                chunks.close()
+                start = 0
+                length, chunks = fetch.open_source(job["source_uri"], auth)
+        except fetch.FetchFailed as e:
+            self.log("job %s: its source failed: %s" % (job["id"], e))
+            return Reply(status=502, body=("the job's source failed: %s" % e).encode(), content_type="text/plain")
+        status, headers = 200, []
+        if length is not None:
+            headers.append(("Accept-Ranges", "bytes"))
+        if start:
+            status = 206
+            headers.append(("Content-Range", "bytes %d-%d/%d" % (start, start + length - 1, start + length)))
+        job_id = job["id"]
+
+        def relayed():
+            try:
+                yield from chunks
+            except fetch.FetchFailed as e:
+                self.log("job %s: its source failed while the printer downloaded: %s" % (job_id, e))
+                raise BrokenStream() from None
+        return Reply(status=status, content_type=job["content_type"], stream=relayed, length=length,
+                     headers=headers)
+
     def i_submit(self, req):
         if req.principal[0] != "user":
             return failure(ERR_NOT_AUTHORIZED, "User is not authorized.")
@@ -759,8 +827,13 @@ class Api:
             content = io.BytesIO(req.get("content").encode())
         if not ctype or content is None:
             return failure(ERR_MISSING, "Missing required parameters.")
-        if ctype not in content_types(printer):
-            return failure(ERR_UNSUPPORTED_TYPE, "Printer does not accept %s." % ctype)
+        submitted_as = ctype
+        try:
+            if ctype in ("dataUrl", "url"):  # the file is in the text: a data URL, or a URL to fetch
+                content, ctype = self._file_of(printer, ctype, _text(content))
+            content, stored_type = self.printable(printer, content, ctype)
+        except (raster.CannotDraw, fetch.FetchFailed) as e:
+            return failure(ERR_UNSUPPORTED_TYPE, str(e))
         try:
             ticket = loads_limited(req.value("ticket") or '{"version":"1.0","print":{}}')
         except TooDeep:
@@ -771,15 +844,53 @@ class Api:
                                                 req.headers.get("Idempotency-Key") or req.value("idempotencyKey"))
         if why:
             return failure(ERR_MISSING, why)
-        job, made = self.submit(req.principal[1], printer, content, ctype, req.value("title"), ticket,
-                                expire_after, key)
+        job, made = self.submit(req.principal[1], printer, content, stored_type, req.value("title"), ticket,
+                                expire_after, key, source="cloudprint", submitted_as=submitted_as)
         return envelope(message="Print job added." if made else "Print job already added with this idempotency key.",
                         job=self.job_json(job))
 
+    def _file_of(self, printer, ctype, text):
+        """(binary file, its content type) of a dataUrl (data:<type>;base64,<data>, as the GCP
+        samples send a PDF) or of a url the service fetches now; a file whose type its bytes
+        do not tell is taken to be in the printer's own language."""
+        if ctype == "dataUrl":
+            m = DATA_URL.fullmatch(text.strip())
+            if not m:
+                raise raster.CannotDraw("content is not a data URL (data:<type>;base64,<data>).")
+            try:
+                data = base64.b64decode(m.group(3), validate=True) if m.group(2) else \
+                    urllib.parse.unquote_to_bytes(m.group(3))
+            except (binascii.Error, ValueError):
+                raise raster.CannotDraw("the data URL's base64 is not valid.")
+            kind = m.group(1) or "application/octet-stream"
+        else:
+            why = fetch.check_uri(text.strip())
+            if why:
+                raise raster.CannotDraw("content: " + why)
+            data, kind = fetch.read_all(text.strip(), most=raster.SOURCE_MAX), None
+        if kind not in content_types(printer):
+            kind = raster.sniff(data[:16]) or next((t for t in content_types(printer) if t != RAW_TYPE), kind)
+        return io.BytesIO(data), kind
+
+    def printable(self, printer, content, ctype):
+        """(binary file, content type) of a job as the printer takes it: as given when it
+        prints ctype; drawn to its dots when ctype is a PDF or an image and it is a label or
+        receipt printer (raster.py); raster.CannotDraw saying why when neither."""
+        types = content_types(printer)
+        if ctype in types:
+            return content, ctype
+        language = raster.printer_language(types)
+        if ctype not in raster.DRAWABLE or language is None:
+            raise raster.CannotDraw("Printer does not accept %s." % ctype)
+        content.seek(0)
+        data = content.read(raster.SOURCE_MAX + 1)
+        return io.BytesIO(raster.draw(data, ctype, language, printer["capabilities"])), language
+
     def submit(self, email, printer, content, ctype, title, ticket, expire_after_s=EXPIRE_DEFAULT_S,
-               idempotency_key=None):
+               idempotency_key=None, **extra):
         """A new QUEUED job from a binary file (read a chunk at a time): (its row, True). With
-        an idempotency key this account used in the last 24 h: (that submit's job, False)."""
+        an idempotency key this account used in the last 24 h: (that submit's job, False).
+        extra: more of the job's columns (qty, source, submitted_as, source_uri, source_auth)."""
         title = (title or "untitled")[:MAX_TITLE]
         job_id, t = new_id(), now_ms()
         state = {"version": "1.0", "state": {"type": "QUEUED"}}
@@ -797,7 +908,7 @@ class Api:
                 size = s.add_job(content, id=job_id, printer_id=printer["id"], title=title, owner=email,
                                  content_type=ctype, ticket=json.dumps(ticket), state=json.dumps(state),
                                  state_type="QUEUED", create_ms=t, update_ms=t,
-                                 expires_ms=t + expire_after_s * 1000)
+                                 expires_ms=t + expire_after_s * 1000, **extra)
         except Conflict:  # the same key in a submit running beside this one
             if idempotency_key is None:
                 raise
@@ -818,8 +929,9 @@ class Api:
             expired = s.expire_jobs(now)
             s.purge_sessions(now)
             s.purge_idempotency_keys(now - IDEMPOTENCY_WINDOW_MS)
+        self.webhooks.maintain()
         if expired:
-            self.log("%d queued jobs expired" % expired)
+            self.log("%d queued jobs expired" % len(expired))
 
     def cancel(self, job_id):
         """A job not yet started is ABORTED as cancelled; False when it had started or ended.
@@ -935,6 +1047,11 @@ def legacy_state(status_text):
     if word and word.upper() not in ("ONLINE", "OK", "READY", "0"):
         printer["vendor_state"] = {"item": [{"state": "INFO", "description": word[:200]}]}
     return {"version": "1.0", "printer": printer}
+
+
+def _text(content):
+    content.seek(0)
+    return content.read().decode("utf-8", "replace")
 
 
 def submit_options(expire_after, idempotency_key):

@@ -24,12 +24,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tools import preview
-from tools.printservice import forms, status
+from tools.printservice import forms, raster, status
 from tools.printservice.accounts import AccountError
 from tools.printservice.api import IDEMPOTENCY_KEY_MAX, content_types
 from tools.printservice.forms import BodyError, FORM_BODY_MAX, JOB_BODY_MAX
 from tools.printservice.logins import LoginError
 from tools.printservice.store import now_ms
+from tools.printservice.webhooks import WebhookError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COOKIE = "ps_session"
@@ -102,6 +103,8 @@ class Console:
             Route("/console/jobs/{id}/preview.png", page(self.preview), methods=["GET"]),
             Route("/console/print", page(self.print_file, upload=True), methods=["GET", "POST"]),
             Route("/console/account", page(self.account), methods=["GET", "POST"]),
+            Route("/console/webhooks", page(self.webhooks), methods=["GET", "POST"]),
+            Route("/console/webhooks/{id}", page(self.webhook), methods=["GET"]),
             Mount("/console/static", StaticFiles(directory=os.path.join(HERE, "static")), name="static"),
         ]
 
@@ -335,14 +338,22 @@ class Console:
                     message = "Copies are 1 to 999."
                 else:
                     types = content_types(p)
-                    ctype = next((t for t in types if t in LANGUAGES), types[0])
+                    upload[0].seek(0)
+                    drawn = raster.sniff(upload[0].read(16))  # a PDF or picture is drawn for the printer
+                    ctype = drawn or next((t for t in types if t in LANGUAGES), types[0])
                     ticket = {"version": "1.0", "print": {"copies": {"copies": copies}}}
                     title = ctx.value("title") or "upload"
                     # the form's own key: a second click or a resubmitted page prints nothing twice
                     key = ctx.value("idempotency")[:IDEMPOTENCY_KEY_MAX - 8] or None
-                    self.api.submit(ctx.email, p, upload[0], ctype, title, ticket,
-                                    idempotency_key=key and "console:" + key)
-                    return _redirect("/console/jobs")
+                    try:
+                        content, stored = self.api.printable(p, upload[0], ctype)
+                    except raster.CannotDraw as e:
+                        message = str(e)
+                    else:
+                        self.api.submit(ctx.email, p, content, stored, title, ticket,
+                                        idempotency_key=key and "console:" + key, source="console",
+                                        submitted_as=ctype)
+                        return _redirect("/console/jobs")
         return self._render(ctx, "print.html", 200 if not message else 400, message=message,
                             printers=[{"id": p["id"], "name": p["default_display_name"] or p["name"]}
                                       for p in printers], chosen=ctx.value("printer"),
@@ -387,6 +398,31 @@ class Console:
                 message = str(e)
         return self._render(ctx, "account.html", message=message, new_key=new_key, invite_url=invite_url,
                             keys=self.api.accounts.keys(ctx.email))
+
+    # ---- webhooks
+    def webhooks(self, ctx):
+        message, added, code = "", None, 200
+        hooks = self.api.webhooks
+        if ctx.request.method == "POST":
+            try:
+                if ctx.value("action") == "add":
+                    webhook_id, secret = hooks.add(ctx.email, (ctx.value("url") or "").strip())
+                    added = {"id": webhook_id, "secret": secret}
+                elif ctx.value("action") == "delete":
+                    hooks.remove(ctx.email, ctx.value("webhook"))
+                    message = "Webhook deleted."
+            except WebhookError as e:
+                message, code = str(e), 400
+        return self._render(ctx, "webhooks.html", code, message=message, added=added, webhooks=hooks.list(ctx.email))
+
+    def webhook(self, ctx):
+        webhook_id = ctx.request.path_params["id"]
+        try:
+            deliveries = self.api.webhooks.deliveries(ctx.email, webhook_id)
+        except WebhookError as e:
+            return _error(404, str(e))
+        hook = next((w for w in self.api.webhooks.list(ctx.email) if w["id"] == webhook_id), None)  # None: deleted
+        return self._render(ctx, "webhook.html", webhook=hook, webhook_id=webhook_id, deliveries=deliveries)
 
 
 def _same_origin(request):

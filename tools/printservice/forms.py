@@ -25,21 +25,39 @@ class BodyError(Exception):
         self.status = status
 
 
-async def read_form(request, limit):
-    """(params, files, the multipart form to close or None) of a form body that may be at
-    most limit bytes. files: name -> (binary file, content type), spooled to disk when large."""
-    headers = request.headers
+def _deadline(limit):
+    return time.monotonic() + BODY_DEADLINE_S + (limit // BODY_MIN_RATE if limit > FORM_BODY_MAX else 0)
+
+
+def _check_declared(headers, limit):
+    """Whether a body comes (a Content-Length or chunked); BodyError when it declares too much."""
     declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit() or len(declared) > 12:
             raise BodyError(400, "bad Content-Length")
         if int(declared) > limit:
             raise BodyError(413, "body too large: at most %d bytes here" % limit)
-    elif "transfer-encoding" not in headers:
+    return declared is not None or "transfer-encoding" in headers
+
+
+async def read_body(request, limit):
+    """The whole body as bytes, under the same limits as a form (for a JSON body)."""
+    if not _check_declared(request.headers, limit):
+        return b""
+    body = bytearray()
+    async for chunk in _bounded(request.stream(), limit, _deadline(limit)):
+        body += chunk
+    return bytes(body)
+
+
+async def read_form(request, limit):
+    """(params, files, the multipart form to close or None) of a form body that may be at
+    most limit bytes. files: name -> (binary file, content type), spooled to disk when large."""
+    headers = request.headers
+    if not _check_declared(headers, limit):
         return {}, {}, None
-    deadline = time.monotonic() + BODY_DEADLINE_S + (limit // BODY_MIN_RATE if limit > FORM_BODY_MAX else 0)
     ctype = headers.get("content-type", "")
-    stream = _bounded(request.stream(), limit, deadline)
+    stream = _bounded(request.stream(), limit, _deadline(limit))
     if ctype.startswith("multipart/form-data"):
         return await _multipart(headers, stream)
     body = bytearray()

@@ -156,7 +156,7 @@ class Logins:
                 raise LoginError("%s has a password already: log in." % row["email"])
             s.update("invitations", {"token_hash": row["token_hash"]}, used_ms=now_ms())
             if user is None:
-                s.insert("users", email=row["email"], created_ms=now_ms(), password_hash=digest)
+                s.add_user(row["email"], created_ms=now_ms(), password_hash=digest)
             else:
                 s.update("users", {"email": row["email"]}, password_hash=digest)
         return row["email"]

@@ -20,6 +20,7 @@ from tools.printservice.web import make_app
 OWNER = "owner@example.com"  # the first account, unless --owner-email names another
 START_TIMEOUT_S = 15
 MAINTENANCE_S = 30  # expiring queued jobs, purging sessions and idempotency keys
+WEBHOOK_POLL_S = 0.5  # how often waiting webhook events are looked for
 
 
 class Service:
@@ -89,7 +90,7 @@ class Service:
         self.push = NoPush()
         if mqtt_url:
             self.push = Push(mqtt_url, mqtt_ca, mqtt_user, mqtt_password, log=log, dynsec=mqtt_dynsec,
-                             grants=self._broker_grants, presence=self.store.set_presence)
+                             grants=self._broker_grants, presence=self._presence)
         self._apis = {scheme: api_class(self.store, url + "/cloudprint", self.client["client_id"],
                                         self.client["client_secret"], token_duration_s, access_ttl_s,
                                         log, self.push)
@@ -127,6 +128,9 @@ class Service:
         _, key = self.accounts.create_key(email, "bootstrap")
         _write_private(path, key + "\n")
         return key
+
+    def _presence(self, printer_id, presence):
+        self.api.set_presence(printer_id, presence)
 
     def _broker_grants(self):
         return self.store.broker_grants()
@@ -174,6 +178,7 @@ class Service:
                     raise RuntimeError("the HTTP server stopped while starting")
                 await asyncio.sleep(0.01)
             tasks.append(asyncio.create_task(self._maintain()))
+            tasks.append(asyncio.create_task(self._deliver()))
         except Exception as e:
             self._error = e
             self._stopping.set()
@@ -195,6 +200,15 @@ class Service:
                 await asyncio.to_thread(self.api.maintain)
             except Exception as e:  # the database away for a moment: the next round tries again
                 self.log("maintenance failed: %s: %s" % (type(e).__name__, e))
+
+    async def _deliver(self):
+        """Webhook events, sent every WEBHOOK_POLL_S, in a worker thread."""
+        while True:
+            await asyncio.sleep(WEBHOOK_POLL_S)
+            try:
+                await asyncio.to_thread(self.api.webhooks.deliver_due)
+            except Exception as e:  # the database away for a moment: the next round tries again
+                self.log("webhook delivery failed: %s: %s" % (type(e).__name__, e))
 
     def stop(self):
         if self._loop is not None and not self._loop.is_closed():

@@ -1,6 +1,10 @@
 """What a person is told about a printer or a job, from what the service stores: whether
-the printer is online, its state and why, a job's state and its cause, in words."""
+the printer is online, its state and why, a job's state and its cause, in words; and the
+same as PrintNode names it, with its timestamps."""
+import datetime
 import json
+
+from tools.printservice.store import state_cause
 
 # An agent without push polls every minute by default: two missed polls and some slack.
 CONTACT_WINDOW_MS = 150 * 1000
@@ -55,12 +59,12 @@ def job_state(state_json):
     """(QUEUED | IN_PROGRESS | STOPPED | DONE | ABORTED, the cause in words or "") from a
     job's semantic state (JSON text or already parsed)."""
     state = (json.loads(state_json) if isinstance(state_json, str) else state_json)["state"]
-    for key in ("user_action_cause", "device_state_cause", "device_action_cause", "service_action_cause"):
-        cause = state.get(key)
-        if isinstance(cause, dict):
-            code = cause.get("action_code") or cause.get("error_code") or "OTHER"
-            return state["type"], CAUSE_WORDS.get(code, code.lower().replace("_", " "))
-    return state["type"], ""
+    return state["type"], cause_words(state_cause(state))
+
+
+def cause_words(code):
+    """A cause code in words ("" for none)."""
+    return "" if code is None else CAUSE_WORDS.get(code, code.lower().replace("_", " "))
 
 
 def copies(ticket_json):
@@ -68,3 +72,24 @@ def copies(ticket_json):
         return int(json.loads(ticket_json)["print"]["copies"]["copies"])
     except (ValueError, KeyError, TypeError):
         return 1
+
+
+# our job model -> PrintNode's state names (a QUEUED job a printer has fetched is sent_to_client)
+PRINTNODE_STATES = {"QUEUED": "new", "SENT": "sent_to_client", "IN_PROGRESS": "in_progress",
+                    "STOPPED": "in_progress", "DONE": "done", "ABORTED": "error"}
+PRINTNODE_ABORTED = {"CANCELLED": "deleted", "EXPIRED": "expired", "PRINTER_DELETED": "deleted"}
+
+
+def printnode_state(what, cause):
+    """PrintNode's name for a job event or state (QUEUED, SENT, ... with its cause)."""
+    if what == "ABORTED":
+        return PRINTNODE_ABORTED.get(cause, "error")
+    return PRINTNODE_STATES[what]
+
+
+def iso(ms):
+    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds (None stays None)."""
+    if ms is None:
+        return None
+    t = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)

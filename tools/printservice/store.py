@@ -32,7 +32,8 @@ users = sa.Table(
     "users", metadata,
     sa.Column("email", sa.Text, primary_key=True),
     sa.Column("created_ms", Ms, nullable=False, server_default="0"),
-    sa.Column("password_hash", sa.Text))  # argon2; None: the account has no web login yet
+    sa.Column("password_hash", sa.Text),  # argon2; None: the account has no web login yet
+    sa.Column("num", sa.BigInteger, unique=True))  # the account's number (PrintNode's id)
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("id_hash", sa.Text, primary_key=True), sa.Column("email", sa.Text, nullable=False),
@@ -62,7 +63,8 @@ printers = sa.Table(
     # the printer's retained status on the push broker ("online", or its last will "offline")
     sa.Column("presence", sa.Text), sa.Column("presence_ms", Ms),
     # a GCP 1.0 printer's PPD or XPS capabilities and XPS defaults, as given
-    sa.Column("legacy_capabilities", sa.Text), sa.Column("legacy_defaults", sa.Text))
+    sa.Column("legacy_capabilities", sa.Text), sa.Column("legacy_defaults", sa.Text),
+    sa.Column("num", sa.BigInteger, unique=True))  # its number: PrintNode's printer and computer id
 registrations = sa.Table(
     "registrations", metadata,
     sa.Column("token", sa.Text, primary_key=True), sa.Column("printer_id", sa.Text, nullable=False),
@@ -91,7 +93,46 @@ jobs = sa.Table(
     sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("pages_printed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("expires_ms", Ms),  # no printer is handed the job after this
+    sa.Column("qty", sa.Integer, nullable=False, server_default="1"),  # deliveries asked for (folded into copies)
+    sa.Column("source", sa.Text),  # where the app says the job came from (PrintNode's source)
+    sa.Column("submitted_as", sa.Text),  # the content type as submitted: raw_base64, pdf_uri, application/pdf...
+    # a raw_uri job: the file is fetched from here while the printer downloads, never stored;
+    # source_auth is the JSON {"type", "user", "pass"} that fetch needs: a secret
+    sa.Column("source_uri", sa.Text), sa.Column("source_auth", sa.Text),
     sa.Index("jobs_by_printer", "printer_id", "state_type", "num"))
+job_events = sa.Table(  # a job's history, oldest first: QUEUED, SENT (handed to the printer), then its states
+    "job_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Text, nullable=False), sa.Column("what", sa.Text, nullable=False),
+    sa.Column("cause", sa.Text), sa.Column("pages", sa.Integer), sa.Column("created_ms", Ms, nullable=False),
+    sa.Index("job_events_by_job", "job_id", "id"))
+webhooks = sa.Table(  # an account's webhook URLs; cursor: the last event sent (events go in order)
+    "webhooks", metadata,
+    sa.Column("id", sa.Text, primary_key=True), sa.Column("email", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False), sa.Column("secret", sa.Text, nullable=False),  # signs the bodies
+    sa.Column("created_ms", Ms, nullable=False), sa.Column("deleted_ms", Ms),
+    sa.Column("cursor", Ms, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # failed tries of the next event
+    sa.Column("next_ms", Ms, nullable=False, server_default="0"),  # not tried again before this
+    sa.Column("lease_ms", Ms, nullable=False, server_default="0"),  # a replica is sending until this
+    sa.Index("webhooks_by_email", "email"))
+events = sa.Table(  # what happened, for an account's webhooks: kind and facts as JSON
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.Text, nullable=False), sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False), sa.Column("created_ms", Ms, nullable=False),
+    sa.Index("events_by_email", "email", "id"))
+deliveries = sa.Table(  # each attempt to send an event to a webhook, for the console
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.Text, nullable=False), sa.Column("event_id", Ms, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False), sa.Column("status", sa.Integer),
+    sa.Column("error", sa.Text), sa.Column("took_ms", sa.Integer, nullable=False),
+    sa.Column("created_ms", Ms, nullable=False),
+    sa.Index("deliveries_by_webhook", "webhook_id", "id"))
+counters = sa.Table(  # the last number handed out, per numbered table
+    "counters", metadata,
+    sa.Column("name", sa.Text, primary_key=True), sa.Column("value", sa.BigInteger, nullable=False))
 idempotency_keys = sa.Table(
     "idempotency_keys", metadata,
     sa.Column("email", sa.Text, primary_key=True), sa.Column("key", sa.Text, primary_key=True),
@@ -101,7 +142,9 @@ job_content = sa.Table(
     sa.Column("job_id", sa.Text, primary_key=True), sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False))
 TABLES = {t.name: t for t in metadata.sorted_tables}
-READS = ("get", "all", "count", "printer", "jobs_visible_to", "last_jobs")  # Tx queries that never write
+READS = ("get", "all", "count", "printer", "jobs_visible_to", "last_jobs", "job_history", "numbered_jobs",
+         "numbered_printers", "due_webhooks", "next_event", "recent_deliveries", "last_event_id")  # never write
+CAUSE_KEYS = ("user_action_cause", "device_state_cause", "device_action_cause", "service_action_cause")
 
 
 def now_ms():
@@ -124,6 +167,30 @@ def normal_claim_code(text):
     """A typed claim code as stored: upper case, no spaces or dashes, O read as 0, I and L as 1."""
     text = (text or "").strip().upper().replace("-", "").replace(" ", "")
     return text.replace("O", "0").replace("I", "1").replace("L", "1")
+
+
+def state_cause(state):
+    """The cause code of a job state ({"type": ..., "<kind>_cause": {...}}), or None."""
+    for key in CAUSE_KEYS:
+        cause = state.get(key)
+        if isinstance(cause, dict):
+            return cause.get("action_code") or cause.get("error_code") or "OTHER"
+    return None
+
+
+def numbered(column, ranges):
+    """A condition: column falls in one of ranges, [(low or None, high or None)]."""
+    parts = []
+    for low, high in ranges:
+        if low is not None and high is not None:
+            parts.append(column.between(low, high))
+        elif low is not None:
+            parts.append(column >= low)
+        elif high is not None:
+            parts.append(column <= high)
+        else:
+            parts.append(sa.true())
+    return sa.or_(*parts) if parts else sa.false()
 
 
 def private_file(path):
@@ -288,15 +355,126 @@ class Tx:
             return None
         return row
 
+    def next_number(self, name):
+        """The next number of a numbered table: one counter row, held until the
+        transaction ends, so two transactions never draw the same number."""
+        return self.c.execute(counters.update().where(counters.c.name == name)
+                              .values(value=counters.c.value + 1).returning(counters.c.value)).scalar_one()
+
+    def add_user(self, email, **values):
+        self.insert("users", email=email, num=self.next_number("users"), **values)
+
+    def add_printer(self, **values):
+        self.insert("printers", num=self.next_number("printers"), **values)
+
     def set_job_state(self, job_id, state, pages=None):
-        values = {"state": json.dumps(state), "state_type": state["state"]["type"], "update_ms": now_ms()}
+        t = now_ms()
+        values = {"state": json.dumps(state), "state_type": state["state"]["type"], "update_ms": t}
         if pages is not None:
             values["pages_printed"] = pages
         self.update("jobs", {"id": job_id}, **values)
+        what, cause = state["state"]["type"], state_cause(state["state"])
+        last = self.c.execute(sa.select(job_events.c.what, job_events.c.cause).where(job_events.c.job_id == job_id)
+                              .order_by(job_events.c.id.desc()).limit(1)).first()
+        if last is None or tuple(last) != (what, cause):  # a report that changes nothing is no event
+            self._event(job_id, what, cause, pages, t)
+
+    def _event(self, job_id, what, cause=None, pages=None, t=None):
+        t = t or now_ms()
+        self.insert("job_events", job_id=job_id, what=what, cause=cause, pages=pages, created_ms=t)
+        owner = self.c.execute(sa.select(jobs.c.owner).where(jobs.c.id == job_id)).scalar()
+        if owner is not None:
+            self.emit(owner, "job.state", {"job": job_id, "what": what, "cause": cause, "pages": pages}, t)
+
+    def emit(self, email, kind, facts, t=None):
+        """An event for the account's webhooks, if it has any: sent after this transaction
+        commits, never without it."""
+        hooked = self.c.execute(sa.select(webhooks.c.id).where(
+            webhooks.c.email == email, webhooks.c.deleted_ms.is_(None)).limit(1)).first()
+        if hooked is not None:
+            self.insert("events", email=email, kind=kind, body=json.dumps(facts), created_ms=t or now_ms())
+
+    def due_webhooks(self, now):
+        """Live webhooks with an event after their cursor, not waiting out a failure or
+        being sent by another replica."""
+        newer = sa.select(events.c.id).where(events.c.email == webhooks.c.email,
+                                             events.c.id > webhooks.c.cursor).exists()
+        return self.c.execute(sa.select(webhooks).where(
+            webhooks.c.deleted_ms.is_(None), webhooks.c.next_ms <= now, webhooks.c.lease_ms <= now, newer)
+            .order_by(webhooks.c.id)).mappings().all()
+
+    def lease_webhook(self, webhook_id, now, until):
+        """Whether this replica now sends the webhook's events (until then)."""
+        return self.c.execute(webhooks.update().where(
+            webhooks.c.id == webhook_id, webhooks.c.lease_ms <= now, webhooks.c.deleted_ms.is_(None))
+            .values(lease_ms=until)).rowcount == 1
+
+    def last_event_id(self):
+        return self.c.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
+
+    def next_event(self, email, after):
+        return self.c.execute(sa.select(events).where(events.c.email == email, events.c.id > after)
+                              .order_by(events.c.id).limit(1)).mappings().first()
+
+    def recent_deliveries(self, webhook_id, most):
+        return self.c.execute(sa.select(deliveries).where(deliveries.c.webhook_id == webhook_id)
+                              .order_by(deliveries.c.id.desc()).limit(most)).mappings().all()
+
+    def purge_events(self, before, deliveries_kept):
+        """Events every live webhook of their account was sent go, and those older than
+        before (a webhook failing that long loses them); each webhook's delivery log keeps
+        its newest deliveries_kept rows."""
+        sent = (sa.select(sa.func.min(webhooks.c.cursor))
+                .where(webhooks.c.email == events.c.email, webhooks.c.deleted_ms.is_(None)).scalar_subquery())
+        self.c.execute(events.delete().where(sa.or_(events.c.created_ms < before,
+                                                    events.c.id <= sa.func.coalesce(sent, 2 ** 62))))
+        for (webhook_id,) in self.c.execute(sa.select(webhooks.c.id)).all():
+            oldest_kept = self.c.execute(sa.select(deliveries.c.id).where(deliveries.c.webhook_id == webhook_id)
+                                         .order_by(deliveries.c.id.desc()).offset(deliveries_kept - 1)
+                                         .limit(1)).scalar()
+            if oldest_kept is not None:
+                self.c.execute(deliveries.delete().where(deliveries.c.webhook_id == webhook_id,
+                                                         deliveries.c.id < oldest_kept))
 
     def count_delivery(self, job_id):
         self.c.execute(jobs.update().where(jobs.c.id == job_id)
                        .values(delivery_attempts=jobs.c.delivery_attempts + 1))
+        self._event(job_id, "SENT")
+
+    def job_history(self, job_ids):
+        """job id -> its events (dicts of what, cause, pages, created_ms), oldest first."""
+        out = {j: [] for j in job_ids}
+        rows = self.c.execute(sa.select(job_events).where(job_events.c.job_id.in_(list(job_ids)))
+                              .order_by(job_events.c.id)).mappings().all()
+        for r in rows:
+            out[r["job_id"]].append(r)
+        return out
+
+    def numbered_jobs(self, email, job_sets=(), printer_sets=(), after=None, desc=False, offset=0, limit=None):
+        """(page of rows, total) of the jobs an account may see (its own and those sent to
+        its printers), by number. job_sets, printer_sets: number sets the job's and its
+        printer's numbers must each fall in ([(low or None, high or None)], see numbered());
+        after: only numbers past it in the order asked for."""
+        q = (sa.select(jobs).join(printers, printers.c.id == jobs.c.printer_id)
+             .where(sa.or_(jobs.c.owner == email, printers.c.owner == email)))
+        where = [numbered(jobs.c.num, s) for s in job_sets] + [numbered(printers.c.num, s) for s in printer_sets]
+        return self._page(q, jobs.c.num, where, after, desc, offset, limit)
+
+    def numbered_printers(self, email, sets=(), after=None, desc=False, offset=0, limit=None):
+        """(page of rows, total) of an account's printers (not deleted), by number, in every set."""
+        q = sa.select(printers).where(printers.c.owner == email, printers.c.deleted == 0)
+        return self._page(q, printers.c.num, [numbered(printers.c.num, s) for s in sets], after, desc, offset, limit)
+
+    def _page(self, q, key, where, after, desc, offset, limit):
+        where = list(where)
+        if after is not None:
+            where.append(key < after if desc else key > after)
+        q = q.where(*where)
+        total = self.c.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar()
+        q = q.order_by(key.desc() if desc else key).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        return self.c.execute(q).mappings().all(), total
 
     def purge_expired(self, now):
         """Registrations nobody claimed before now go, with their printers."""
@@ -307,12 +485,17 @@ class Tx:
             registrations.c.claimed_by.is_(None), registrations.c.expires_ms < now))
 
     def expire_jobs(self, now, printer_id=None):
-        """Jobs still QUEUED past their expiry become ABORTED (cause EXPIRED); how many."""
+        """Jobs still QUEUED past their expiry become ABORTED (cause EXPIRED); their ids."""
         where = [jobs.c.state_type == "QUEUED", jobs.c.expires_ms < now]
         if printer_id is not None:
             where.append(jobs.c.printer_id == printer_id)
-        return self.c.execute(jobs.update().where(*where).values(
-            state=json.dumps(EXPIRED), state_type="ABORTED", update_ms=now)).rowcount
+        ids = self.c.execute(sa.select(jobs.c.id).where(*where)).scalars().all()
+        if ids:
+            self.c.execute(jobs.update().where(jobs.c.id.in_(ids)).values(
+                state=json.dumps(EXPIRED), state_type="ABORTED", update_ms=now))
+            for job_id in ids:
+                self._event(job_id, "ABORTED", "EXPIRED", t=now)
+        return ids
 
     def purge_idempotency_keys(self, before):
         self.c.execute(idempotency_keys.delete().where(idempotency_keys.c.created_ms < before))
@@ -356,10 +539,12 @@ class Tx:
             self.insert("job_content", job_id=values["id"], seq=seq, data=data)
             size, seq = size + len(data), seq + 1
         self.insert("jobs", size=size, **values)
+        self._event(values["id"], "QUEUED", t=values.get("create_ms"))
         return size
 
     def delete_job(self, job_id):
         self.delete("job_content", job_id=job_id)
+        self.delete("job_events", job_id=job_id)
         return self.delete("jobs", id=job_id)
 
 

@@ -3,7 +3,8 @@ and the translation between HTTP and the API's Request and Reply.
 
 Paths: <base>/cloudprint/<interface> for the GCP interfaces, <base>/console/ for the web
 console (console.py; the claim ticket's <base>/cloudprint/claim link leads there),
-<base>/oauth2/token for OAuth. GET (query string) and POST (urlencoded or multipart)
+<base>/oauth2/token for OAuth, <base>/printnode/ for the PrintNode-compatible API
+(printnode.py). GET (query string) and POST (urlencoded or multipart)
 are both accepted everywhere. Every limit applies before the work it guards: an unknown
 path is answered before its body is read, a body's declared size is checked before a byte
 of it is read, a form's fields and parts are counted while it is parsed, and a body must
@@ -16,8 +17,9 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from tools.printservice.api import Reply, Request
+from tools.printservice.api import BrokenStream, Reply, Request
 from tools.printservice.forms import BodyError, FORM_BODY_MAX, FORM_FIELDS_MAX, JOB_BODY_MAX, read_form
+from tools.printservice.printnode import PrintNode
 
 
 def make_app(api, console=None):
@@ -47,6 +49,7 @@ def make_app(api, console=None):
               Route("/cloudprint/oauth2/token", token, methods=methods),
               Route("/cloudprint/claim", claim_link, methods=["GET"]),
               Route("/cloudprint/{interface:path}", gcp, methods=methods)]
+    routes = PrintNode(api).routes() + routes
     if console is not None:
         routes = console.routes() + routes
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
@@ -103,7 +106,9 @@ class _Send:
     async def __call__(self, scope, receive, send):
         r = self.reply
         length = r.length if r.stream else len(r.body)
-        headers = [(b"content-type", r.content_type.encode()), (b"content-length", b"%d" % length)]
+        headers = [(b"content-type", r.content_type.encode())]
+        if length is not None:  # else uvicorn sends the body chunked
+            headers.append((b"content-length", b"%d" % length))
         headers += [(k.lower().encode(), str(v).encode()) for k, v in r.headers]
         if self.close:
             headers.append((b"connection", b"close"))
@@ -118,9 +123,11 @@ class _Send:
                         break
                     sent += len(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except BrokenStream:
+                return  # unfinished: the server ends the connection, so the body is seen short
             finally:
                 await anyio.to_thread.run_sync(chunks.close)
-            if sent == length:
+            if length is None or sent == length:
                 await send({"type": "http.response.body", "body": b""})
             # else the body stopped short: returning unfinished makes the server end the connection
         else:
