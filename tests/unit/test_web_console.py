@@ -421,3 +421,14 @@ def test_webhooks_in_the_console_show_the_secret_once_and_the_deliveries(svc):
         assert svc.store.get("webhooks", id=hook["id"])["deleted_ms"] is not None
     finally:
         receiver.close()
+
+
+def test_the_print_form_sets_the_expiry(svc):
+    b = signed_up(svc, "a@example.com")
+    pid, _ = claimed_by(svc, b)
+    assert b'<option value="1209600" selected>14 days</option>' in b.open("/console/print")[2]
+    assert b.post("/console/print", {"printer": pid, "expire": "3600"}, files={"file": ("l.zpl", LABEL)})[0] == 200
+    job = svc.store.all("jobs")[0]
+    assert job["expires_ms"] - job["create_ms"] == 3600 * 1000
+    code, _, body, _ = b.post("/console/print", {"printer": pid, "expire": "5"}, files={"file": ("l.zpl", LABEL)})
+    assert code == 400 and b"expiry" in body and len(svc.store.all("jobs")) == 1

@@ -26,13 +26,16 @@ from starlette.staticfiles import StaticFiles
 from tools import preview
 from tools.printservice import forms, raster, status
 from tools.printservice.accounts import AccountError
-from tools.printservice.api import IDEMPOTENCY_KEY_MAX, content_types
+from tools.printservice.api import EXPIRE_DEFAULT_S, IDEMPOTENCY_KEY_MAX, content_types
 from tools.printservice.forms import BodyError, FORM_BODY_MAX, JOB_BODY_MAX
 from tools.printservice.logins import LoginError
 from tools.printservice.store import now_ms
 from tools.printservice.webhooks import WebhookError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# what the print form offers for "not printed after" (seconds, words); 14 days is the default
+EXPIRIES = ((3600, "an hour"), (8 * 3600, "8 hours"), (86400, "a day"), (7 * 86400, "a week"),
+            (EXPIRE_DEFAULT_S, "14 days"), (90 * 86400, "90 days"))
 COOKIE = "ps_session"
 JOBS_SHOWN = 100
 PREVIEW_BYTES_MAX = 2 * 1024 * 1024  # a job's first bytes drawn; enough for a few labels with graphics
@@ -334,8 +337,11 @@ class Console:
                     copies = int(ctx.value("copies") or 1)
                     if not 1 <= copies <= 999:
                         raise ValueError
+                    expire = int(ctx.value("expire") or EXPIRE_DEFAULT_S)
+                    if expire not in dict(EXPIRIES):
+                        raise ValueError
                 except ValueError:
-                    message = "Copies are 1 to 999."
+                    message = "Copies are 1 to 999, and the expiry one of the choices."
                 else:
                     types = content_types(p)
                     upload[0].seek(0)
@@ -350,13 +356,14 @@ class Console:
                     except raster.CannotDraw as e:
                         message = str(e)
                     else:
-                        self.api.submit(ctx.email, p, content, stored, title, ticket,
+                        self.api.submit(ctx.email, p, content, stored, title, ticket, expire,
                                         idempotency_key=key and "console:" + key, source="console",
                                         submitted_as=ctype)
                         return _redirect("/console/jobs")
         return self._render(ctx, "print.html", 200 if not message else 400, message=message,
                             printers=[{"id": p["id"], "name": p["default_display_name"] or p["name"]}
                                       for p in printers], chosen=ctx.value("printer"),
+                            expiries=EXPIRIES, expire_default=EXPIRE_DEFAULT_S,
                             idempotency=secrets.token_urlsafe(16))
 
     # ---- claiming
