@@ -20,8 +20,8 @@ from firmware.modules import unload
 from firmware.monitor import Monitor
 from firmware.printers.base import PrinterError
 from firmware.store import CorruptFile
+from firmware.version import VERSION
 
-VERSION = "0.1.0"
 SETTINGS = "settings.json"
 CREDENTIALS = "credentials.json"
 IDENTITY = "identity.json"

@@ -164,7 +164,7 @@ def do_help(console, args):
 
 
 def do_status(console, args):
-    from firmware.app import VERSION
+    from firmware.version import VERSION
     a = console.agent
     push = "off (polling)"
     if a.notifier is not None:
@@ -187,7 +187,7 @@ def do_status(console, args):
 
 
 def do_test_print(console, args):
-    from firmware.app import VERSION
+    from firmware.version import VERSION
     a = console.agent
     if a.runner is not None and a.runner.busy:
         console.write("error: a job is printing; try again when it is done")

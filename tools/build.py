@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MANIFEST = os.path.join("firmware", "manifest.py")  # for freezing the firmware into an image: not deployed
 
 
 class BuildError(Exception):
@@ -29,7 +30,7 @@ def firmware_sources(root=ROOT):
     out = []
     for folder, _dirs, files in os.walk(os.path.join(root, "firmware")):
         for name in sorted(files):
-            if name.endswith(".py"):
+            if name.endswith(".py") and os.path.join(folder, name) != os.path.join(root, MANIFEST):
                 out.append(os.path.relpath(os.path.join(folder, name), root))
     return sorted(out)
 

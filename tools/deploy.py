@@ -7,6 +7,7 @@ firmware/ on the board that this deploy does not bring (left by an older one) ar
 
   python -m tools.deploy --port /dev/ttyUSB0 --board board_configs/esp32-devkitc-rs232.json
   python -m tools.deploy --port /dev/pts/7 --board ... --resume --no-reset   (the simulated device)
+  python -m tools.deploy --port /dev/ttyUSB0 --board ... --frozen   (a firmware with the agent frozen in)
 
 lib/ packages: the agent needs none today (its HTTP and MQTT clients are its own); a
 package it needs later is installed here with `mpremote mip install`, from its registry."""
@@ -24,7 +25,8 @@ LIB_PACKAGES = ()  # mip package names, pinned as NAME@VERSION
 HOST_ONLY = ("firmware/ports/unix.mpy", "firmware/ports/unix_boot.mpy", "firmware/ports/unix_watchdog.mpy",
              "firmware/ports/hostdev.mpy")
 ESP32_ONLY = ("firmware/ports/esp32.mpy",)
-# Run on the board before copying: remove what an earlier deploy left under firmware/.
+# Run on the board before copying: remove what an earlier deploy left under firmware/,
+# and folders left empty (a firmware/ folder on the filesystem would hide a frozen agent).
 PRUNE = """import os
 keep = set(%r)
 def prune(d):
@@ -35,6 +37,8 @@ def prune(d):
         elif p not in keep:
             os.remove(p)
             print('removed stale', p)
+    if not any(k.startswith(d + '/') for k in keep):
+        os.rmdir(d)
 try:
     prune('firmware')
 except OSError:
@@ -65,11 +69,18 @@ def check_board(path):
     return raw
 
 
-def stage(board_path, out_dir):
-    """The device tree in out_dir; the files, relative to it, in copy order."""
+def stage(board_path, out_dir, frozen=False):
+    """The device tree in out_dir; the files, relative to it, in copy order. frozen: the
+    board's MicroPython has the agent frozen in (firmware/manifest.py): no firmware/."""
     raw = check_board(board_path)
     unused = ESP32_ONLY if raw.get("host_printer") else HOST_ONLY
-    files = [f for f in build.build(out_dir) if f not in unused]
+    if frozen:
+        os.makedirs(out_dir, exist_ok=True)
+        for name in ("boot.py", "main.py"):
+            shutil.copy(os.path.join(build.ROOT, name), os.path.join(out_dir, name))
+        files = ["boot.py", "main.py"]
+    else:
+        files = [f for f in build.build(out_dir) if f not in unused]
     with open(os.path.join(out_dir, "board.json"), "w") as f:
         json.dump(raw, f, indent=1)
     # main.py last: a board reset mid-copy must not start a half-copied agent
@@ -106,13 +117,16 @@ def main(argv=None, say=print):
     ap.add_argument("--resume", action="store_true", help="no soft reset when connecting (the "
                     "simulated device on a pty needs it)")
     ap.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
+    ap.add_argument("--frozen", action="store_true", help="the board runs a MicroPython with the agent "
+                    "frozen in (firmware/manifest.py): copy only boot.py, main.py and the board config, "
+                    "and remove any firmware/ folder")
     args = ap.parse_args(argv)
     if not args.port and not args.dry_run:
         ap.error("--port is needed, except with --dry-run")
     tree = tempfile.mkdtemp(prefix="deploy-")
     try:
         try:
-            files = stage(args.board, tree)
+            files = stage(args.board, tree, args.frozen)
         except build.BuildError as e:
             raise DeployError("mpy-cross: %s" % e)
         total = sum(os.path.getsize(os.path.join(tree, f)) for f in files)

@@ -65,9 +65,11 @@ def provision(flash_dir, service, https=True, **overrides):
 class Agent:
     """One `micropython main.py` process; its console output is collected in lines."""
 
-    def __init__(self, flash_dir, printer_address, board="host-zpl", heap=None, tree=ROOT, args=()):
+    def __init__(self, flash_dir, printer_address, board="host-zpl", heap=None, tree=ROOT, args=(),
+                 interpreter=None):
+        """interpreter: another MicroPython binary (a 32-bit build, one with the firmware frozen in)."""
         self.flash_dir = flash_dir
-        cmd = [MICROPYTHON]
+        cmd = [interpreter or MICROPYTHON]
         if heap:
             cmd += ["-X", "heapsize=" + heap]
         cmd += [os.path.join(tree, "main.py"), "--flash", flash_dir, "--printer", printer_address]

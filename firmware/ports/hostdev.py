@@ -3,13 +3,13 @@
 # pty. Loaded only when the printer address is a path.
 import select
 
-from firmware.ports.unix import READ_WAIT_MS, WRITE_WAIT_MS
-
 WRITE_MAX = 256  # a pty or tty write of more than its free space would block
 
 
 class DeviceUart:
-    def __init__(self, path, baudrate):
+    def __init__(self, path, baudrate, read_wait_ms, write_wait_ms):
+        self._read_wait_ms = read_wait_ms  # the waits of the TCP UART, so both behave alike
+        self._write_wait_ms = write_wait_ms
         self._path = path
         self._baud = baudrate
         self._f = None
@@ -46,7 +46,7 @@ class DeviceUart:
     def write(self, buf):
         try:
             self._open()
-            if not self._ready(select.POLLOUT, WRITE_WAIT_MS):
+            if not self._ready(select.POLLOUT, self._write_wait_ms):
                 return None
             n = len(buf) if len(buf) <= WRITE_MAX else WRITE_MAX
             return self._f.write(buf[:n] if n < len(buf) else buf)
@@ -59,7 +59,7 @@ class DeviceUart:
         try:
             self._open()
             n = 0
-            while n < len(buf) and self._ready(select.POLLIN, READ_WAIT_MS if n == 0 else 0):
+            while n < len(buf) and self._ready(select.POLLIN, self._read_wait_ms if n == 0 else 0):
                 b = self._f.read(1)
                 if not b:
                     break

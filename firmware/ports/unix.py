@@ -123,7 +123,7 @@ def open_uart(address, baudrate, pace=False):
             raise ValueError("bad port in %s" % address)
     if address.startswith("/"):
         from firmware.ports.hostdev import DeviceUart
-        return DeviceUart(address, baudrate)
+        return DeviceUart(address, baudrate, READ_WAIT_MS, WRITE_WAIT_MS)
     raise ValueError("printer address must be tcp://HOST:PORT or a device path, not %s" % address)
 
 

@@ -242,7 +242,7 @@ class Agent:
 
 
 def console_run(data):
-    from firmware import app  # noqa: F401  resident on the device, and commands read its VERSION
+    from firmware import app  # noqa: F401  resident on the device
     from firmware.console import Console
     from firmware.store import Flash
     c = Console(lambda ms: None, lambda line: None, Flash(FLASH), Agent(), lambda ms: None)

@@ -78,6 +78,19 @@ def test_provisioning_fails_clearly(tmp_path, service, zpl_printer, capsys):
         assert "[1/2] log_level = debug ... ok" in err.out
 
 
+def test_a_frozen_deploy_copies_only_the_boot_files_and_removes_firmware(tmp_path):
+    flash = str(tmp_path / "flash")
+    os.makedirs(os.path.join(flash, "firmware", "ports"))
+    for old in ("firmware/app.mpy", "firmware/ports/unix.mpy"):  # a .mpy deploy's, which would hide the frozen agent
+        open(os.path.join(flash, old), "w").close()
+    out = []
+    with SerialDevice(flash, repl=True) as repl:
+        assert deploy.main(["--port", repl.port, "--board", "board_configs/esp32-devkitc-rs232.json",
+                            "--resume", "--no-reset", "--frozen"], say=out.append) == 0
+    assert sorted(os.listdir(flash)) == ["board.json", "boot.py", "main.py"]
+    assert "3 files" in out[0]
+
+
 def test_deploy_refuses_a_bad_board_config(tmp_path, capsys):
     bad = tmp_path / "board.json"
     bad.write_text('{"board": "x", "printer_language": "pcl"}')

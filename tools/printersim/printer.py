@@ -103,8 +103,11 @@ class Printer:
                 self._armed.append((self.data_bytes + after_bytes, kind))
 
     def clear(self, kind=None):
-        """Clear one fault (or all: paper reloaded, head closed, resumed)."""
+        """Clear one fault (or all, and those armed for later: paper reloaded, head closed,
+        resumed)."""
         with self.lock:
+            if kind is None:
+                self._armed = []
             for k in list(self.faults):
                 if kind is None or k == kind:
                     self._set_fault(k, False)
