@@ -66,8 +66,7 @@ class Campaign:
         host, port = self.service.https_url[len("https://"):].rsplit(":", 1)
         self.proxy = FaultProxy(host, int(port)).start()
         url = "https://127.0.0.1:%d" % self.proxy.port
-        for api in self.service._apis.values():  # the URLs it hands out lead through the proxy
-            api.base = url + "/cloudprint"
+        self.service.advertise(url)  # the URLs it hands out lead through the proxy
         self.owner = Client(self.service.http_url + "/cloudprint", self.service.owner_key)
         self.sim = PrinterSim("zpl", os.path.join(root, "printer"), buffer_size=16384, print_rate=400000).start()
         self.template = os.path.join(root, "template")

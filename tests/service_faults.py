@@ -169,3 +169,8 @@ class FaultyService(Service):
         self.seen = collections.deque(maxlen=1000)
         for api in self._apis.values():
             api.faults, api.seen = self.faults, self.seen
+
+    def advertise(self, base_url):
+        """Hand out URLs under base_url (a proxy in front of the service) instead of its own."""
+        for api in self._apis.values():
+            api.base = base_url.rstrip("/") + "/cloudprint"
