@@ -7,6 +7,7 @@ import json
 
 from firmware import http as H
 from firmware import jsonpick
+from firmware.wire import WireError
 
 PROXY_HEADER = "X-CloudPrint-Proxy"
 MAX_REPLY = 16384
@@ -25,13 +26,13 @@ class ApiError(Exception):
         self.code = code
 
 
-class ServiceError(Exception):
+class ServiceError(WireError):
     def __init__(self, message, retry_after_s=0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
 
-class AuthRejected(Exception):
+class AuthRejected(WireError):
     pass
 
 

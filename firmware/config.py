@@ -149,3 +149,19 @@ def validate(schema, raw, what):
 
 def token_url(settings):
     return settings["oauth_url"] or settings["service_url"].rstrip("/") + "/oauth2/token"
+
+
+def read_settings(flash, name):
+    """(settings, None) when the device settings in flash are valid, else (None, what is wrong)."""
+    from firmware.store import CorruptFile
+    try:
+        raw = flash.read_json(name)
+        if raw is None:
+            return None, "%s is missing from flash" % name
+        s = validate(SETTINGS, raw, name)
+        s["token_url"] = token_url(s)
+        if s["service_url"].startswith("https://") and not flash.exists(s["ca_file"]):
+            return None, "CA certificate %s is missing (needed for https)" % s["ca_file"]
+        return s, None
+    except (CorruptFile, ConfigError) as e:
+        return None, str(e)

@@ -1,8 +1,9 @@
 # The serial console: line commands to provision and diagnose the agent over USB serial.
-# Console.poll runs whenever the agent waits (the clock's idle hook, and once a second
-# during a job), so it answers while a job prints or the network is down; in safe mode it
-# is all that runs. Only line assembly stays resident: the commands (console_commands.py)
-# are loaded for a line and unloaded after it.
+# Console.poll runs whenever the agent waits (the clock's idle hook, which a job's long
+# stream also lets in), so it answers while a job prints or the network is down; in safe
+# mode it is all that runs. Only line assembly stays resident: the commands
+# (console_commands.py) are loaded for a line and unloaded after it. The console sees the
+# agent only through a Status: what the owners wrote there, and one request slot.
 from firmware.modules import unload
 
 LINE_MAX = 4096  # a CA certificate arrives as one base64 line
@@ -12,15 +13,39 @@ NAMES = ("help", "?", "status", "show", "get", "set", "test-print", "register", 
          "reboot", "factory-reset")
 
 
+class Status:
+    """What the console may see of the agent and ask of it. The agent, the job runner
+    and the monitor write their fields; wanted is a request ("unregister") that the
+    agent's main loop takes between steps; driver is the printer while no job holds it."""
+
+    def __init__(self, indicator, network, reboot, board_file=None):
+        self.indicator = indicator
+        self.network = network  # () -> text: the network's state
+        self.reboot = reboot
+        self.board_file = board_file  # a host run's --board FILE, else None
+        self.state = "starting"
+        self.printer_id = None
+        self.push = "off (polling)"
+        self.last_job = None  # "id STATE" of the last job that ended
+        self.printer = "not yet asked"
+        self.busy = False  # a job is between accepted and delivered
+        self.driver = None
+        self.wanted = None
+
+    def claiming(self, code, url):
+        self.state = "waiting to be claimed: code %s at %s" % (code, url)
+        self.indicator.show("claim")
+
+
 class Console:
     """read(wait_ms) -> bytes or None: the serial port; write(text) prints a line;
-    flash: the Flash store; agent: what commands act on (see console_commands.py)."""
+    flash: the Flash store; status: what commands read and ask (a Status)."""
 
-    def __init__(self, read, write, flash, agent, sleep_ms):
+    def __init__(self, read, write, flash, status, sleep_ms):
         self._read = read
         self.write = write
         self.flash = flash
-        self.agent = agent
+        self.status = status
         self._sleep_ms = sleep_ms
         self._buf = None  # taken when a line starts, given back when it ends: heap is scarce
         self._n = 0

@@ -2,8 +2,8 @@
 #
 # Settings are checked against the schemas in config.py before anything is written, and
 # every write replaces the whole file atomically. Secrets are never printed, not by get.
-# console.agent is the running app.Agent: its state, creds, ports, driver, runner,
-# monitor and notifier are read here, and `wanted` asks its main loop to act.
+# console.status (console.Status) is all they see of the agent; its `wanted` asks the
+# agent's main loop to act.
 import binascii
 import gc
 import hashlib
@@ -99,7 +99,7 @@ def do_get(console, args):
 
 def _board_in_use(console):
     """(heading, raw board config) of the board this agent runs with."""
-    path = console.agent.board_file
+    path = console.status.board_file
     if path is None:
         return "[%s]" % BOARD, _read(console, BOARD)
     import json
@@ -140,7 +140,7 @@ def do_set(console, args):
     console.flash.write_json(name, new)
     shown = "********" if spec[0] == "secret" else text_of(value)
     console.write("ok: %s = %s (applies after reboot)" % (key, shown))
-    if name == BOARD and console.agent.board_file is not None:
+    if name == BOARD and console.status.board_file is not None:
         console.write("note: this host run reads its board config from --board; start it "
                       "without --board to use board.json in the flash directory")
 
@@ -165,21 +165,15 @@ def do_help(console, args):
 
 def do_status(console, args):
     from firmware.version import VERSION
-    a = console.agent
-    push = "off (polling)"
-    if a.notifier is not None:
-        if a.creds is None:
-            push = "not registered yet"
-        else:
-            push = "connected" if a.notifier.connected else "broker unreachable (polling)"
+    a = console.status
     mem_free = getattr(gc, "mem_free", None)
     for name, value in (
             ("state", a.state),
-            ("printer id", a.creds["printer_id"] if a.creds else "none (not registered)"),
-            ("network", a.ports.network_status()),
-            ("push", push),
-            ("last job", (a.runner and a.runner.last_job) or "none since start"),
-            ("printer", a.monitor.state if a.monitor else "not yet asked"),
+            ("printer id", a.printer_id or "none (not registered)"),
+            ("network", a.network()),
+            ("push", a.push),
+            ("last job", a.last_job or "none since start"),
+            ("printer", a.printer),
             ("led", a.indicator.pattern),
             ("free memory", "%d bytes" % mem_free() if mem_free else "unknown"),
             ("firmware", VERSION)):
@@ -188,8 +182,8 @@ def do_status(console, args):
 
 def do_test_print(console, args):
     from firmware.version import VERSION
-    a = console.agent
-    if a.runner is not None and a.runner.busy:
+    a = console.status
+    if a.busy:
         console.write("error: a job is printing; try again when it is done")
     elif a.driver is None:
         console.write("error: not configured yet: no printer to print on")
@@ -200,30 +194,28 @@ def do_test_print(console, args):
 
 
 def do_register(console, args):
-    creds = console.agent.creds
-    if creds is None:
+    printer_id = console.status.printer_id
+    if printer_id is None:
         console.write("registration is under way: the claim code is on the console and the printer")
     else:
-        console.write("already registered as %s; type unregister yes first" % creds["printer_id"])
+        console.write("already registered as %s; type unregister yes first" % printer_id)
 
 
 def do_unregister(console, args):
-    a = console.agent
+    a = console.status
     if args != ["yes"]:
         console.write("this wipes the credentials: the printer must be claimed again. "
                       "Type: unregister yes")
-    elif a.creds is None:
+    elif a.printer_id is None:
         console.write("not registered: nothing to forget")
     else:
         a.wanted = "unregister"  # the main loop does it between steps, never mid-job
-        if a.notifier is not None:
-            a.notifier.wake = True
         console.write("ok: unregistering once the current step is done")
 
 
 def reboot(console):
     console.flash.write_json("boot.json", {"unstable": 0})  # asked for: not a crash
-    console.agent.ports.reboot()
+    console.status.reboot()
 
 
 def do_reboot(console, args):

@@ -9,10 +9,10 @@
 # The connector is injected: connect(host, port, use_tls, timeout_s) returns a stream
 # with readinto(buf) and write(buf), already TLS-verified when use_tls is true.
 from firmware.clock import Deadline
+from firmware.wire import WireError, bounded_io
 
 LINE_MAX = 1024
 ONE_WRITE_BODY = 2048
-IO_SLICE_MS = 250  # the longest socket wait before the clock's idle work gets a turn
 MAX_HEADERS = 64
 KEPT_HEADERS = (b"content-length", b"transfer-encoding", b"content-type", b"retry-after", b"content-range",
                 b"connection")
@@ -20,7 +20,7 @@ CHUNK_SIZE_DIGITS = 8  # a chunk of 4 GiB or more is not one we would read
 _HEX = b"0123456789abcdefABCDEF"
 
 
-class HttpError(Exception):
+class HttpError(WireError):
     """Transport or protocol failure: worth retrying later."""
 
 
@@ -98,7 +98,8 @@ class _Reader:
         self.got = 0
 
     def _recv(self, mv):
-        n = bounded_io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read")
+        n = bounded_io(self._conn.readinto, mv, self._deadline, self._timeout_ms, self._clock, "read",
+                       HttpError)
         self.got += n
         return n
 
@@ -370,30 +371,11 @@ def _send(conn, method, host, port, use_tls, target, headers, body, deadline, ti
         _write_all(conn, body, deadline, timeout_ms, clock)
 
 
-def bounded_io(op, mv, deadline, timeout_ms, clock, what):
-    """op(mv, wait_ms) until it moves bytes (the count; 0 = end of stream); HttpError
-    when the deadline passes or nothing moves for timeout_ms."""
-    quiet_since = clock.ticks_ms()
-    while True:
-        left = deadline.remaining_ms()
-        if left <= 0:
-            raise HttpError("deadline passed")
-        try:
-            n = op(mv, min(left, timeout_ms, IO_SLICE_MS))
-        except OSError as e:
-            raise HttpError("%s failed: %s" % (what, e))
-        if n is not None:
-            return n
-        if clock.ticks_diff(clock.ticks_ms(), quiet_since) >= timeout_ms:
-            raise HttpError("%s timed out after %d s" % (what, timeout_ms // 1000))
-        clock.breathe()
-
-
 def _write_all(conn, data, deadline, timeout_ms, clock):
     mv = memoryview(data)
     off = 0
     while off < len(mv):
-        n = bounded_io(conn.write, mv[off:], deadline, timeout_ms, clock, "send")
+        n = bounded_io(conn.write, mv[off:], deadline, timeout_ms, clock, "send", HttpError)
         if not n:
             raise HttpError("send made no progress")
         off += n

@@ -37,14 +37,16 @@ def led_pattern(state, printing):
 
 
 class Monitor:
-    def __init__(self, api, log, driver, indicator):
+    """status: where the console reads the printer's latest state (console.Status)."""
+
+    def __init__(self, api, log, driver, indicator, status):
         self._api = api
         self._driver = driver
         self._indicator = indicator
+        self._status = status
         self._pattern = "online"
         self._log = log
         self.printer_id = None
-        self.state = "not yet asked"  # the printer's latest status, for the console
         self._sent = None  # (state, printing) last delivered
 
     def forget(self):
@@ -56,7 +58,7 @@ class Monitor:
         self._indicator.show(self._pattern)
 
     def report(self, state, printing=False):
-        self.state = state + (" (printing)" if printing else "")
+        self._status.printer = state + (" (printing)" if printing else "")
         self._pattern = led_pattern(state, printing)
         self._indicator.show(self._pattern)
         confirmed = self._driver.confirms_completion

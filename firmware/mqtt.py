@@ -7,7 +7,7 @@
 # our CA and host name verification, and a non-blocking socket behind
 # readinto(mv, wait_ms) / write(data, wait_ms).
 from firmware.clock import Deadline
-from firmware.http import IO_SLICE_MS, HttpError, bounded_io
+from firmware.wire import IO_SLICE_MS, WireError, bounded_io
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -22,7 +22,7 @@ PACKET_MAX = 512  # our topics and hints are short; a longer packet is skipped
 HELD_MAX = 4  # messages that came while we waited for an ack, kept for poll()
 
 
-class MqttError(Exception):
+class MqttError(WireError):
     pass
 
 
@@ -88,10 +88,7 @@ class Mqtt:
     # ---- the wire
     def _io(self, op, mv, deadline, what):
         """One bounded read or write: the same deadline and silence rules as HTTP."""
-        try:
-            return bounded_io(op, mv, deadline, self._timeout_ms, self._clock, what)
-        except HttpError as e:
-            raise MqttError(str(e))
+        return bounded_io(op, mv, deadline, self._timeout_ms, self._clock, what, MqttError)
 
     def _send(self, data):
         deadline = Deadline(self._clock, self._timeout_ms)

@@ -1,12 +1,15 @@
 # Push hints over MQTT, with polling as the safety net (DESIGN §1.4): a hint only means
-# "ask /fetch now". The agent waits on Notifier.wait() where it would sleep, and the job
-# runner calls tick() while it prints, so pings keep going during a long job.
+# "ask the service now". The agent waits on Notifier.wait() where it would sleep and gets
+# one hint back; the job runner calls tick() while it prints, so pings keep going during
+# a long job, and what came meanwhile is handed out by the next waits, one at a time.
 from firmware.mqtt import MqttError
 
 TOPIC = "cloudprint/printers/"
 DRAIN_MS = 10  # quiet time that ends a burst of hints
 DRAIN_MAX = 64
-WAKE_CHECK_MS = 500  # how soon a console request ends a wait
+# The hints, most urgent first: the printer may be deleted, its local settings changed,
+# jobs may be queued (also after a (re)connect: hints may have been missed meanwhile).
+_BITS = ((1, "deleted"), (2, "settings"), (4, "fetch"))
 
 
 def parse_broker(url):
@@ -22,6 +25,8 @@ def parse_broker(url):
 
 
 class Notifier:
+    DELETED, SETTINGS, FETCH = (hint for _, hint in _BITS)
+
     def __init__(self, mqtt, clock, log, backoff, keepalive_s):
         self._mqtt = mqtt
         self._clock = clock
@@ -30,12 +35,17 @@ class Notifier:
         self._keepalive_ms = keepalive_s * 1000
         self._next_try = clock.ticks_ms()
         self._last_ping = 0
+        self._due = 0  # hints not handed out yet (_BITS)
         self.printer_id = None
-        self.password = None  # callable: the broker credential from the token endpoint
-        self.hinted = False  # a hint came while a job printed: fetch again at once
-        self.deleted = False  # a hint says the service deleted this printer (to be confirmed)
-        self.settings_changed = False
-        self.wake = False  # the console asked for something: stop waiting
+        self._password = None  # callable: the broker credential from the token endpoint
+
+    def serve(self, printer_id, password):
+        """Push for this printer, logging in with password() (the token endpoint's broker
+        credential)."""
+        if printer_id != self.printer_id:
+            self.forget()
+            self.printer_id = printer_id
+        self._password = password
 
     @property
     def connected(self):
@@ -50,14 +60,22 @@ class Notifier:
                 self.forget()
 
     def forget(self):
-        """Drop the session (the printer registers anew under another id)."""
+        """Drop the session and its hints (the printer registers anew under another id)."""
         self._mqtt.close()
+        self._due = 0
         self._next_try = self._clock.ticks_ms()
+
+    def _take(self):
+        for bit, hint in _BITS:
+            if self._due & bit:
+                self._due &= ~bit
+                return hint
+        return None
 
     def _connect(self):
         pid = self.printer_id
         topic = TOPIC + pid
-        password = self.password()
+        password = self._password()
         if not password:
             raise MqttError("the service hands out no broker credential")
         self._mqtt.connect(pid, pid, password, self._keepalive_ms // 1000, topic + "/status",
@@ -68,17 +86,11 @@ class Notifier:
         self._mqtt.last_rx = self._last_ping
 
     def wait(self, ms):
-        """Wait up to ms for a hint; True when /fetch should run now: a hint came, or the
-        session was (re)made and hints may have been missed meanwhile."""
+        """Wait up to ms for a hint: the most urgent one (DELETED, SETTINGS, FETCH), or
+        None when none came."""
         clock = self._clock
         end = clock.ticks_add(clock.ticks_ms(), ms)
-        if self.hinted:
-            self.hinted = False
-            return True
-        while True:
-            if self.wake:
-                self.wake = False
-                return False
+        while not self._due:
             now = clock.ticks_ms()
             left = clock.ticks_diff(end, now)
             if not self._mqtt.connected:
@@ -87,26 +99,26 @@ class Notifier:
                         self._connect()
                         self._backoff.reset()
                         self._log.info("push: subscribed to %s%s", TOPIC, self.printer_id)
-                        return True
+                        self._due |= 4
                     except (MqttError, OSError) as e:
                         self._mqtt.close()
                         delay = self._backoff.next_ms()
                         self._log.warn("push: %s; polling, next try in %d ms", e, delay)
                         self._next_try = clock.ticks_add(clock.ticks_ms(), delay)
-                        continue
+                    continue
                 if left <= 0:
-                    return False
-                clock.sleep_ms(min(left, WAKE_CHECK_MS, max(1, clock.ticks_diff(self._next_try, now))))
-                continue
-            if left <= 0:
-                return False
-            if self._service(min(left, WAKE_CHECK_MS)):
-                return True
+                    break
+                clock.sleep_ms(min(left, max(1, clock.ticks_diff(self._next_try, now))))
+            elif left <= 0:
+                break
+            else:
+                self._service(left)
+        return self._take()
 
     def tick(self):
-        """During a job: keep the session alive and note hints, without waiting."""
-        if self._mqtt.connected and self._service(0):
-            self.hinted = True
+        """During a job: keep the session alive and keep hints, without waiting."""
+        if self._mqtt.connected:
+            self._service(0)
 
     def _service(self, wait_ms):
         clock = self._clock
@@ -124,10 +136,13 @@ class Notifier:
             self._log.warn("push: connection lost (%s); polling until it is back", e)
             self._mqtt.close()
             self._next_try = clock.ticks_ms()
-            return True  # fetch now: hints may have been lost, and the poll gets faster
+            self._due |= 4  # fetch now: hints may have been lost, and the poll gets faster
+            return
         if got is None:
-            missed, self._mqtt.missed = self._mqtt.missed, False
-            return missed
+            if self._mqtt.missed:
+                self._mqtt.missed = False
+                self._due |= 4
+            return
         self._note(got[1])
         # a burst of hints is one fetch: take what else is already on its way
         try:
@@ -138,12 +153,13 @@ class Notifier:
                 self._note(got[1])
         except MqttError:
             pass  # the next wait() notices the dead session
-        return True
 
     def _note(self, msg):
         # compared as bytes: a payload that is not UTF-8 is just not one of ours
         pid = self.printer_id.encode()
         if msg == pid + b"/delete":
-            self.deleted = True
+            self._due |= 1
         elif msg == pid + b"/update_settings":
-            self.settings_changed = True
+            self._due |= 2
+        else:
+            self._due |= 4

@@ -2,6 +2,7 @@
 # telling a revoked grant (the owner deleted the printer) from a passing failure.
 from firmware import http as H
 from firmware import jsonpick
+from firmware.wire import WireError
 
 REFRESH_AT_PERCENT = 80
 MAX_REPLY = 8192
@@ -15,7 +16,7 @@ class ClientRejected(Exception):
     """invalid_client: the configured OAuth client id or secret is wrong."""
 
 
-class OAuthError(Exception):
+class OAuthError(WireError):
     """A transient failure of the token endpoint (5xx, timeout, malformed reply)."""
 
 

@@ -77,7 +77,7 @@ def register_fields(settings, identity, driver, version):
 
 class Registration:
     def __init__(self, api, http, flash, driver, clock, log, settings, token_url,
-                 identity, version):
+                 identity, version, status):
         self._api = api
         self._http = http
         self._flash = flash
@@ -88,7 +88,7 @@ class Registration:
         self._token_url = token_url
         self._identity = identity
         self._version = version
-        self.on_ticket = None  # called with (code, url) once the claim ticket is out
+        self._status = status  # the console's view: it shows the claim code (console.Status)
 
     def run(self):
         """(credentials, token reply) once claimed; None if the ticket expired
@@ -132,8 +132,7 @@ class Registration:
         say("Visit: " + ticket["invite_url"])
         say("Or:    " + ticket["complete_invite_url"])
         say("Valid for %d s" % ticket["token_duration"])
-        if self.on_ticket is not None:
-            self.on_ticket(ticket["registration_token"], ticket["invite_url"])
+        self._status.claiming(ticket["registration_token"], ticket["invite_url"])
         try:
             self._driver.write(self._driver.claim_ticket(
                 ticket["registration_token"], ticket["invite_url"], ticket["complete_invite_url"]))

@@ -1,6 +1,8 @@
-# What every printer driver shares: bounded UART writes with stall detection, software
-# XON/XOFF, a demultiplexer for the receive stream, status queries with a reply
-# deadline, waiting for the printer to drain a job, and one printer-state model.
+# What every printer driver shares: bounded UART writes, software XON/XOFF, a
+# demultiplexer for the receive stream, status queries with a reply deadline, a look at
+# whether a job has drained, and one printer-state model. The driver only answers: it
+# says what the printer took or why it takes nothing, and the job runner decides what
+# to report and how long to wait (DESIGN §1.3).
 #
 # The UART port has machine.UART's shape: write(buf) -> n | None, readinto(buf) -> n | None.
 
@@ -13,7 +15,6 @@ NOT_ANSWERING = "not_answering"
 XON = 0x11
 XOFF = 0x13
 REPLY_MAX = 512
-DRAIN_POLL_MS = 200
 PROBE_MS = 1000  # a write blocked this long asks the printer's unsolicited status why
 BREATHE_MS = 100  # a long write on a slow line still lets the console in this often
 
@@ -89,13 +90,9 @@ class Driver:
     page_mark = None  # type: bytes  # the bytes that mark one printed page (label end, cut)
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
-                 flow_window=64, fault_wait_ms=3600000, media=(0, 203)):
+                 flow_window=64, media=(0, 203)):
         self._uart = uart
         self.media = media  # (media width in mm, 0: the language's usual; dots per inch): for the CDD
-        self._fault_wait_ms = fault_wait_ms
-        # Told when the printer stops taking a job's bytes (stopped(state)) and when it
-        # takes them again (resumed()); None outside a job: a stall is then an error.
-        self.watcher = None
         self._window = flow_window  # with XON/XOFF, the most bytes in flight after an XOFF
         self._clock = clock
         self._stall_ms = stall_ms
@@ -106,6 +103,8 @@ class Driver:
         self.reply = bytearray()  # reply bytes, with flow control and unsolicited status taken out
         self._marks = MarkCounter(self.page_mark)
         self.pages = 0
+        self._left = None  # while a job drains: what the printer had left at the last look
+        self._since = 0  # ... and since when
 
     @property
     def confirms_completion(self):
@@ -137,57 +136,51 @@ class Driver:
         return None
 
     # ---- sending
-    def write(self, data):
-        """Send all of data (bytes or memoryview); PrinterStall if the printer stops."""
-        mv = data if isinstance(data, memoryview) else memoryview(data)
-        total = len(mv)
-        off = 0
+    def send(self, mv, wait_ms=0):
+        """Hand the printer what it takes of mv (a memoryview) within about wait_ms: the
+        count, 0 when it took nothing."""
         clock = self._clock
-        last = clock.ticks_ms()
-        stopped = None  # the state reported to the watcher while the printer takes nothing
-        breathed = last
-        while off < total:
+        end = clock.ticks_add(clock.ticks_ms(), wait_ms)
+        while True:
             if self._xonxoff:
                 self.poll_rx()
-            n = None
             if not self._xoff:
-                if self._xonxoff:
-                    n = self._uart.write(mv[off:off + self._window])
-                else:
-                    n = self._uart.write(mv[off:] if off else mv)
+                n = self._uart.write(mv[:self._window] if self._xonxoff else mv)
+                if n:
+                    return n
+            if clock.ticks_diff(end, clock.ticks_ms()) <= 0:
+                return 0
+            clock.sleep_ms(1)
+
+    def blocked(self, idle_ms):
+        """Why the printer has taken nothing for idle_ms, as far as it said unasked (a
+        blocked line lets no status query through): its state, NOT_ANSWERING after the
+        stall timeout, or None while it is too early to say."""
+        if idle_ms <= PROBE_MS:
+            return None
+        state = self.known_state()
+        if state is None or state == READY:
+            return NOT_ANSWERING if idle_ms > self._stall_ms else None
+        return state
+
+    def write(self, data):
+        """Send all of data (bytes or memoryview) outside a job (queries, tickets, test
+        pages); PrinterStall when the printer takes nothing for the stall timeout."""
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        clock = self._clock
+        off = 0
+        last = breathed = clock.ticks_ms()
+        while off < len(mv):
+            n = self.send(mv[off:] if off else mv, PROBE_MS)
             now = clock.ticks_ms()
             if n:
                 off += n
                 last = now
-                if clock.ticks_diff(now, breathed) >= BREATHE_MS:
-                    breathed = now
-                    clock.breathe()
-                if stopped is not None:
-                    stopped = None
-                    self.watcher.resumed()
-                continue
-            idle = clock.ticks_diff(now, last)
-            if self.watcher is None:
-                if idle > self._stall_ms:
-                    raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
-            elif idle > PROBE_MS:
-                self.watcher.idle()  # a slow line must not starve the push keepalive
-                # The line is blocked, so a status query cannot get through: go by what
-                # the printer said unasked, and call a long silence a stall.
-                state = self.known_state()
-                if state is None or state == READY:
-                    state = NOT_ANSWERING if idle > self._stall_ms else None
-                if stopped is not None and idle > self._stall_ms + self._fault_wait_ms:
-                    if stopped == NOT_ANSWERING:
-                        raise PrinterStall("printer took no data for %d s" % (idle // 1000))
-                    raise PrinterFault(stopped)
-                if state is not None and state != stopped:
-                    stopped = state
-                    self.watcher.stopped(state)
-            if stopped is not None:
-                clock.sleep_ms(50)  # a stopped printer can take minutes: do not spin
-            elif self._xoff or idle > PROBE_MS:
-                clock.sleep_ms(1)
+            elif clock.ticks_diff(now, last) > self._stall_ms:
+                raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
+            if clock.ticks_diff(now, breathed) >= BREATHE_MS:
+                breathed = now
+                clock.breathe()
 
     def _query(self, request, done, timeout_ms=0):
         """Send request; the reply once done(reply) says it is complete, None on timeout."""
@@ -207,37 +200,34 @@ class Driver:
         self.pages = 0
         self._marks.reset()
 
-    def feed(self, buf, mv, n):
-        """Stream buf[:n] (mv is a memoryview of buf), one chunk of the job, and count
-        what it will print."""
-        self.write(mv if n == len(mv) else mv[:n])
+    def count(self, buf, n):
+        """buf[:n] went to the printer: count the pages it will print."""
         self.pages += self._marks.count(buf, n)
 
-    def end_job(self, complete):
-        if complete:
-            self.wait_drained()
+    def cut_off(self):
+        """The job stops part-way: keep its tail from spoiling the next job."""
 
-    def wait_drained(self):
-        """Return once the printer has printed everything sent; PrinterFault if it reports
-        an error, PrinterStall if it makes no progress for the stall timeout."""
-        last_left = None
-        since = self._clock.ticks_ms()
-        while True:
-            state, left = self.progress()
-            if state not in (READY, NOT_ANSWERING):
-                raise PrinterFault(state)
-            if state == READY and left == 0:
-                return
-            now = self._clock.ticks_ms()
-            if left != last_left and state == READY:
-                last_left, since = left, now
-            elif self._clock.ticks_diff(now, since) > self._stall_ms:
-                if state == NOT_ANSWERING:  # a ZPL printer in error may go silent (comm.halt)
-                    raise PrinterFault(NOT_ANSWERING)
-                raise PrinterStall("printer did not finish the job within %d s" % (self._stall_ms // 1000))
-            self._clock.sleep_ms(DRAIN_POLL_MS)
-            if self.watcher is not None:
-                self.watcher.idle()
+    def begin_drain(self):
+        self._left = None
+        self._since = self._clock.ticks_ms()
+
+    def drained(self):
+        """One look at the end of a job: True once the printer has printed everything
+        sent; PrinterFault if it reports an error, PrinterStall if it made no progress
+        for the stall timeout."""
+        state, left = self.progress()
+        if state not in (READY, NOT_ANSWERING):
+            raise PrinterFault(state)
+        if state == READY and left == 0:
+            return True
+        now = self._clock.ticks_ms()
+        if left != self._left and state == READY:
+            self._left, self._since = left, now
+        elif self._clock.ticks_diff(now, self._since) > self._stall_ms:
+            if state == NOT_ANSWERING:  # a ZPL printer in error may go silent (comm.halt)
+                raise PrinterFault(NOT_ANSWERING)
+            raise PrinterStall("printer did not finish the job within %d s" % (self._stall_ms // 1000))
+        return False
 
     # Per-language
     def status(self):

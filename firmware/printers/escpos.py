@@ -80,9 +80,8 @@ class EscPosDriver(base.Driver):
     page_mark = b"\x1dV"
 
     def __init__(self, uart, clock, stall_ms=30000, status_timeout_ms=1000, xonxoff=False,
-                 flow_window=64, fault_wait_ms=3600000, media=(0, 203), status_back=False, completion="auto"):
-        base.Driver.__init__(self, uart, clock, stall_ms, status_timeout_ms, xonxoff, flow_window,
-                             fault_wait_ms, media)
+                 flow_window=64, media=(0, 203), status_back=False, completion="auto"):
+        base.Driver.__init__(self, uart, clock, stall_ms, status_timeout_ms, xonxoff, flow_window, media)
         self._status_back = status_back
         self.completion = None if completion == "auto" else completion  # None: not learned yet
         self._asb_left = 0

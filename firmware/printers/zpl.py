@@ -40,12 +40,8 @@ class ZplDriver(base.Driver):
     default_name = "Label printer"
     page_mark = b"^XZ"
 
-    def end_job(self, complete):
-        if not complete:
-            # A cut-off format would swallow the start of the next job.
-            self.write(CANCEL_PARTIAL)
-            return
-        self.wait_drained()
+    def cut_off(self):
+        self.write(CANCEL_PARTIAL)  # a cut-off format would swallow the start of the next job
 
     def progress(self):
         reply = self._query(HS, _three_lines)

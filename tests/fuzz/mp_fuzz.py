@@ -219,33 +219,13 @@ ZPL_SEEDS = (
 ESCPOS_SEEDS = (b"\x12", b"\x1a\x32", b"\x1a\x16\x00", b"\x10\x00\x0c\x00\x12", b"\x11\x13\x12\x0c")
 
 
-class Agent:
-    state = "registered"
-    creds = None
-    notifier = None
-    monitor = None
-    runner = None
-    driver = None
-    wanted = None
-    board_file = None
-
-    def __init__(self):
-        from firmware.indicator import Indicator
-        self.indicator = Indicator()
-        self.ports = self
-
-    def network_status(self):
-        return "fuzz"
-
-    def reboot(self):
-        pass
-
-
 def console_run(data):
     from firmware import app  # noqa: F401  resident on the device
-    from firmware.console import Console
+    from firmware.console import Console, Status
+    from firmware.indicator import Indicator
     from firmware.store import Flash
-    c = Console(lambda ms: None, lambda line: None, Flash(FLASH), Agent(), lambda ms: None)
+    status = Status(Indicator(), lambda: "fuzz", lambda: None)
+    c = Console(lambda ms: None, lambda line: None, Flash(FLASH), status, lambda ms: None)
     s = streamed(data)
     buf = bytearray(128)
     while True:

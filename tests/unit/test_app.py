@@ -2,23 +2,28 @@
 import json
 import sys
 
-from firmware import app
+from firmware import agent, app
 from firmware.store import Flash
+
+
+def read_settings(flash):
+    from firmware import config
+    return config.read_settings(flash, agent.SETTINGS)
 
 
 def test_settings_problems_are_named(tmp_path):
     flash = Flash(str(tmp_path))
-    assert app.read_settings(flash) == (None, "settings.json is missing from flash")
+    assert read_settings(flash) == (None, "settings.json is missing from flash")
     (tmp_path / "settings.json").write_text('{"service_url": ')
-    assert app.read_settings(flash) == (None, "settings.json is not valid JSON")
+    assert read_settings(flash) == (None, "settings.json is not valid JSON")
     (tmp_path / "settings.json").write_text(json.dumps(
         {"service_url": "https://svc/cloudprint", "oauth_client_id": "id", "baud": 1}))
-    assert app.read_settings(flash) == (None, "settings.json: baud: unknown key")
+    assert read_settings(flash) == (None, "settings.json: baud: unknown key")
     (tmp_path / "settings.json").write_text(json.dumps(
         {"service_url": "https://svc/cloudprint", "oauth_client_id": "id"}))
-    assert app.read_settings(flash) == (None, "CA certificate ca.der is missing (needed for https)")
+    assert read_settings(flash) == (None, "CA certificate ca.der is missing (needed for https)")
     (tmp_path / "ca.der").write_bytes(b"0\x82")
-    settings, problem = app.read_settings(flash)
+    settings, problem = read_settings(flash)
     assert problem is None and settings["token_url"] == "https://svc/cloudprint/oauth2/token"
 
 

@@ -1,30 +1,14 @@
 """The serial console (firmware/console.py, console_commands.py) with a real flash
-directory and a stand-in agent: validation, atomic writes, masked secrets, confirmations."""
+directory and the Status the agent fills in: validation, atomic writes, masked secrets, confirmations."""
 import base64
 import json
 import os
 
 import pytest
 
-from firmware.console import LINE_MAX, Console
+from firmware.console import LINE_MAX, Console, Status
 from firmware.store import Flash
 from tests.fakes import FakeClock
-
-
-class StubPorts:
-    def __init__(self):
-        self.rebooted = 0
-
-    def network_status(self):
-        return "the host's network"
-
-    def reboot(self):
-        self.rebooted += 1
-
-
-class StubRunner:
-    busy = False
-    last_job = "j-1 DONE"
 
 
 class StubDriver:
@@ -41,28 +25,26 @@ class StubDriver:
         return "ready"
 
 
-class StubAgent:
-    """What console_commands reads of app.Agent."""
-    board_file = None
-    state = "registered"
-    notifier = None
-    monitor = None
-    wanted = None
+def status():
+    """The console's view of a registered, idle agent (console.Status, as the agent fills it)."""
+    from firmware.indicator import Indicator
+    st = Status(Indicator(), lambda: "the host's network", lambda: None)
+    st.rebooted = 0
 
-    def __init__(self):
-        self.creds = {"printer_id": "p-1"}
-        self.ports = StubPorts()
-        self.runner = StubRunner()
-        self.driver = StubDriver()
-        from firmware.indicator import Indicator
-        self.indicator = Indicator()
+    def reboot():
+        st.rebooted += 1
+    st.reboot = reboot
+    st.state = "registered"
+    st.printer_id = "p-1"
+    st.last_job = "j-1 DONE"
+    st.driver = StubDriver()
+    return st
 
 
 @pytest.fixture
 def con(tmp_path):
     out = []
-    agent = StubAgent()
-    c = Console(lambda ms: None, out.append, Flash(str(tmp_path)), agent, FakeClock().pause_ms)
+    c = Console(lambda ms: None, out.append, Flash(str(tmp_path)), status(), FakeClock().pause_ms)
     c.out, c.dir = out, tmp_path
 
     def say(line):
@@ -159,23 +141,23 @@ def test_a_corrupt_settings_file_is_reported_and_replaced_by_the_next_good_write
 
 def test_destructive_commands_ask_first(con):
     (con.dir / "settings.json").write_text("{}")
-    assert "Type: unregister yes" in con.say("unregister")[0] and con.agent.wanted is None
+    assert "Type: unregister yes" in con.say("unregister")[0] and con.status.wanted is None
     assert con.say("unregister yes") == ["ok: unregistering once the current step is done"]
-    assert con.agent.wanted == "unregister"  # the main loop does it, between steps
+    assert con.status.wanted == "unregister"  # the main loop does it, between steps
     assert "Type: factory-reset yes" in con.say("factory-reset")[0]
-    assert (con.dir / "settings.json").exists() and con.agent.ports.rebooted == 0
+    assert (con.dir / "settings.json").exists() and con.status.rebooted == 0
     con.say("factory-reset yes")
-    assert not (con.dir / "settings.json").exists() and con.agent.ports.rebooted == 1
+    assert not (con.dir / "settings.json").exists() and con.status.rebooted == 1
     assert json.loads((con.dir / "boot.json").read_text()) == {"unstable": 0}  # not a crash
 
 
 def test_test_print_waits_for_the_printer_to_be_free(con):
-    con.agent.runner.busy = True
+    con.status.busy = True
     assert con.say("test-print") == ["error: a job is printing; try again when it is done"]
-    assert con.agent.driver.written == b""
-    con.agent.runner.busy = False
+    assert con.status.driver.written == b""
+    con.status.busy = False
     assert con.say("test-print") == ["ok: test page sent (16 bytes); printer: ready"]
-    assert con.agent.driver.written == b"^XAtest 0.1.0^XZ"
+    assert con.status.driver.written == b"^XAtest 0.1.0^XZ"
 
 
 def test_status_and_register_say_where_the_agent_is(con):
@@ -183,27 +165,17 @@ def test_status_and_register_say_where_the_agent_is(con):
     assert lines[:3] == ["state:        registered", "printer id:   p-1", "network:      the host's network"]
     assert "last job:     j-1 DONE" in lines and lines[-1].startswith("firmware:")
     assert con.say("register") == ["already registered as p-1; type unregister yes first"]
-    con.agent.creds = None
+    con.status.printer_id = None
     assert con.say("unregister yes") == ["not registered: nothing to forget"]
 
 
 def test_show_reads_the_board_the_agent_runs_with_when_it_came_from_board(con, tmp_path):
     board = tmp_path / "elsewhere.json"
     board.write_text(json.dumps({"board": "dock-3", "printer_language": "escpos"}))
-    con.agent.board_file = str(board)
+    con.status.board_file = str(board)
     out = con.say("show")
     assert "[board: %s, from --board]" % board in out
     assert "  board = dock-3" in out and "  printer_language = escpos" in out
-
-
-def test_status_of_an_unregistered_agent_with_push_says_not_registered_yet(con):
-    class Notifier:
-        connected = False
-    con.agent.notifier = Notifier()
-    con.agent.creds = None
-    assert "push:         not registered yet" in con.say("status")
-    con.agent.creds = {"printer_id": "p-1"}
-    assert "push:         broker unreachable (polling)" in con.say("status")
 
 
 def test_the_resident_command_names_are_exactly_the_commands():

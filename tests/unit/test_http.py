@@ -1,6 +1,7 @@
 import pytest
 
 from firmware import http as H
+from firmware.wire import IO_SLICE_MS
 from tests.fakes import Connector, FakeClock, FakeConn, http_reply
 
 
@@ -210,7 +211,7 @@ def test_a_silent_server_times_out_and_no_wait_outlasts_the_deadline():
     with pytest.raises(H.HttpError, match="read timed out after 5 s"):
         read_body(resp)
     # waits in slices, so the clock's idle work (the console) gets a turn between them
-    assert conn.waits == [H.IO_SLICE_MS] * (5000 // H.IO_SLICE_MS)
+    assert conn.waits == [IO_SLICE_MS] * (5000 // IO_SLICE_MS)
     conn = _SilentConn(clock)
     resp = client(conn, clock=clock, deadline_ms=7000).request("GET", "http://h/x")
     clock.advance(6900)

@@ -3,8 +3,9 @@ import tempfile
 import pytest
 
 from firmware.cloudprint import ApiError, ServiceError
+from firmware.console import Status
 from firmware.http import HttpError
-from firmware.jobs import JobRunner
+from firmware.jobs import JobRunner, Undelivered
 from firmware.journal import Journal
 from firmware.store import Flash
 from firmware.backoff import Backoff
@@ -86,6 +87,11 @@ class Monitor:
         self.states.append((state, printing))
 
 
+def status():
+    from firmware.indicator import Indicator
+    return Status(Indicator(), lambda: "net", lambda: None)
+
+
 def journal(flash_dir=None):
     return Journal(Flash(flash_dir or tempfile.mkdtemp(prefix="flash-")), ListLog())
 
@@ -94,7 +100,7 @@ def runner(api, hs=READY_HS, fault_wait_ms=60000, flash_dir=None):
     uart = FakeUart({HS: hs})
     clock = FakeClock()
     r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), 256, 60000,
-                  Monitor(), fault_wait_ms, journal(flash_dir))
+                  Monitor(), fault_wait_ms, journal(flash_dir), status())
     return r, uart
 
 
@@ -206,7 +212,7 @@ def test_monitor_sends_the_cds_only_on_change():
     api = UpdApi()
     from firmware.indicator import Indicator
     led = Indicator()
-    m = RealMonitor(api, ListLog(), ZplDriver(FakeUart(), FakeClock()), led)
+    m = RealMonitor(api, ListLog(), ZplDriver(FakeUart(), FakeClock()), led, status())
     m.printer_id = "p1"
     for state, printing in [("ready", False), ("ready", False), ("paper_out", False),
                             ("paper_out", False), ("ready", True)]:
@@ -241,7 +247,7 @@ def test_a_printer_that_stops_mid_stream_holds_the_job_and_the_download_resumes(
     uart.accept = lambda n: n if clock.now > 60000 else max(0, min(n, 303 - len(uart.sent)))
     monitor = Monitor()
     r = JobRunner(api, ZplDriver(uart, clock, stall_ms=10000), clock, ListLog(), Backoff(lambda: 0.5),
-                  256, 60000, monitor, 600000, journal())
+                  256, 60000, monitor, 600000, journal(), status())
     r.run_pending("p1")
     assert [d for _, d in api.controls] == [
         {"state": {"type": "IN_PROGRESS"}},
@@ -301,7 +307,7 @@ def test_a_job_cut_off_mid_print_is_aborted_and_never_reprinted(tmp_path):
 def test_a_job_whose_bytes_were_all_sent_is_finished_after_a_restart(tmp_path):
     api = Api([JOB], LABELS)
     r, uart = runner(api, flash_dir=str(tmp_path))
-    r._driver.end_job = lambda complete: (_ for _ in ()).throw(PowerCut())  # while draining
+    r._driver.drained = lambda: (_ for _ in ()).throw(PowerCut())  # while draining
     with pytest.raises(PowerCut):
         r.run_pending("p1")
     assert bytes(uart.sent).count(LABELS) == 1
@@ -323,11 +329,11 @@ def test_an_undelivered_final_report_waits_in_the_outbox_and_blocks_new_jobs(tmp
             raise ServiceError("HTTP 503")
         real_control(job_id, diff)
     api.control = control
-    with pytest.raises(ServiceError, match="final report not delivered"):
+    with pytest.raises(Undelivered, match="DONE not delivered; kept for later"):
         r.run_pending("p1")
     second = dict(JOB, id="j2")
     api.jobs = [JOB, second]  # j1 is handed out again: the service never saw DONE
-    with pytest.raises(ServiceError, match="still not delivered"):
+    with pytest.raises(Undelivered, match="DONE not delivered"):
         r, uart = restart(api, str(tmp_path))
         r.run_pending("p1")
     assert LABELS not in bytes(uart.sent)  # nothing new while a report is pending
@@ -371,3 +377,61 @@ def test_a_ticket_the_printer_cannot_honour_aborts_the_job(ticket):
     assert api.controls[-1] == ("j1", {"state": {"type": "ABORTED",
                                                  "device_action_cause": {"error_code": "INVALID_TICKET"}}})
     assert LABELS not in bytes(uart.sent)
+
+
+class Ticking(FakeClock):
+    """A clock that moves 10 ms on every look, as a real one does while code runs."""
+
+    def ticks_ms(self):
+        self.now += 10
+        return self.now
+
+
+def test_a_receipt_printer_out_of_paper_mid_job_is_held_by_the_runner_and_resumed():
+    from firmware.printers.escpos import EscPosDriver
+    clock = Ticking()
+    receipt = b"line of a receipt\n" * 40 + b"\x1dVB\x00"
+    uart = FakeUart({b"\x10\x04\x01": b"\x12", b"\x1da\x0e": b"\x10\x00\x00\x00"})
+    blocked_at = []
+
+    def accept(n):  # the paper runs out after 300 bytes of the job; it is back at 40 s
+        if clock.now >= 40000:
+            return n
+        room = max(0, 3 + 300 - len(uart.sent))  # 3: the GS a the job starts with
+        if not room and not blocked_at:
+            blocked_at.append(clock.now)
+            uart.rx += b"\x18\x00\x0c\x00"  # status back: offline, roll paper end
+        return min(n, room)
+    uart.accept = accept
+    api = Api([dict(JOB, contentType="application/x-escpos")], receipt)
+    monitor = Monitor()
+    r = JobRunner(api, EscPosDriver(uart, clock, stall_ms=10000, status_back=True, completion="dle_eot"),
+                  clock, ListLog(), Backoff(lambda: 0.5), 256, 60000, monitor, 600000, journal(), status())
+    assert r.run_pending("p1") == 1
+    assert [d for _, d in api.controls] == [
+        {"state": {"type": "IN_PROGRESS"}},
+        {"state": {"type": "STOPPED", "device_state_cause": {"error_code": "INPUT_TRAY"}}},
+        {"state": {"type": "IN_PROGRESS"}},
+        {"state": {"type": "DONE"}, "pages_printed": 1}]
+    assert bytes(uart.sent).count(receipt) == 1 and ("paper_out", False) in monitor.states
+    assert api.offsets == [0, 512]  # the reports took the one connection; the download went on after it
+
+
+def test_a_printer_that_never_takes_the_rest_aborts_the_job_once_fault_wait_passes():
+    from firmware.printers.base import PrinterStall
+    clock = Ticking()
+    uart = FakeUart({HS: READY_HS})
+    uart.accept = lambda n: max(0, min(n, 300 - len(uart.sent)))
+    api = Api([JOB], LABELS)
+    when = []
+    control = api.control
+    api.control = lambda job_id, diff: (when.append(clock.now), control(job_id, diff))
+    r = JobRunner(api, ZplDriver(uart, clock, stall_ms=5000), clock, ListLog(), Backoff(lambda: 0.5),
+                  256, 60000, Monitor(), 60000, journal(), status())
+    with pytest.raises(PrinterStall):  # asked for its status after the job: still blocked
+        r.run_pending("p1")
+    assert [d["state"]["type"] for _, d in api.controls] == ["IN_PROGRESS", "STOPPED", "ABORTED"]
+    assert api.controls[1][1]["state"]["device_state_cause"] == {"error_code": "OTHER"}
+    assert api.controls[-1][1]["state"]["device_action_cause"] == {"error_code": "PRINT_FAILURE"}
+    assert 65000 <= when[-1] - when[0] < 70000  # the stall timeout, then fault_wait
+    assert r._journal.job is None and not r._journal.outbox

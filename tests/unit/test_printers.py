@@ -32,21 +32,34 @@ def test_a_reply_split_across_reads_is_reassembled():
     assert d.progress() == (base.READY, 2)
 
 
+def drain(d, clock, poll_ms=200):
+    """The job runner's drain loop: the number of looks it took."""
+    d.begin_drain()
+    looks = 1
+    while not d.drained():
+        clock.sleep_ms(poll_ms)
+        looks += 1
+    return looks
+
+
 def test_drain_waits_until_the_printer_has_printed_everything():
     uart = FakeUart({HS: [hs(formats=3), hs(formats=2, partial=1), hs(formats=1), hs()]})
     clock = FakeClock()
-    ZplDriver(uart, clock, stall_ms=5000).end_job(True)
+    assert drain(ZplDriver(uart, clock, stall_ms=5000), clock) == 4
     assert uart.sent.count(HS) == 4
 
 
 def test_drain_reports_a_fault_and_a_printer_that_stops_printing():
-    d = ZplDriver(FakeUart({HS: [hs(formats=2), hs(formats=1, paper=1)]}), FakeClock())
+    clock = FakeClock()
+    d = ZplDriver(FakeUart({HS: [hs(formats=2), hs(formats=1, paper=1)]}), clock)
     with pytest.raises(base.PrinterFault) as e:
-        d.end_job(True)
+        drain(d, clock)
     assert e.value.state == base.PAPER_OUT
-    stuck = ZplDriver(FakeUart({HS: hs(formats=2)}), FakeClock(), stall_ms=3000)
+    stuck = ZplDriver(FakeUart({HS: hs(formats=2)}), clock, stall_ms=3000)
+    start = clock.now
     with pytest.raises(base.PrinterStall):
-        stuck.end_job(True)
+        drain(stuck, clock)
+    assert 3000 < clock.now - start <= 3400
 
 
 def test_xoff_holds_writes_until_xon():
@@ -161,20 +174,6 @@ def test_page_marks_are_counted_across_any_chunking(parts, sizes):
     assert total == stream.count(b"^XZ")
 
 
-class _Watcher:
-    def __init__(self):
-        self.calls = []
-
-    def stopped(self, state):
-        self.calls.append(state)
-
-    def resumed(self):
-        self.calls.append("resumed")
-
-    def idle(self):
-        pass
-
-
 def _blocking_uart(clock, block_at, until_ms, replies=None):
     """Takes bytes until block_at have been sent, then none until the clock reaches until_ms."""
     uart = FakeUart(replies)
@@ -195,34 +194,28 @@ def test_escpos_status_back_names_the_fault_while_the_line_is_blocked():
     clock = _TickingClock()
     uart = _blocking_uart(clock, 100, 20000, {b"\x1da\x0e": ASB_OK})
     d = EscPosDriver(uart, clock, stall_ms=10000, status_back=True)
-    d.watcher = w = _Watcher()
     d.begin_job()
     assert bytes(uart.sent) == b"\x1da\x0e"
-    d.write(b"x" * 90)
+    assert d.send(memoryview(b"x" * 90)) == 90
+    assert d.send(memoryview(b"y" * 200), 50) == 7  # the line blocks at byte 100
+    assert d.send(memoryview(b"y" * 193), 50) == 0
+    assert d.blocked(500) is None and d.blocked(5000) is None  # ready, as far as it said
     uart.rx += ASB_PAPER_OUT  # sent by the printer as the paper runs out
-    d.write(b"y" * 200)  # blocks at byte 100 until the clock reaches 20 s
-    assert w.calls == ["paper_out", "resumed"]
-    assert bytes(uart.sent).endswith(b"y" * 200)
+    assert d.blocked(500) is None  # too early to tell a slow line from a stop
+    assert d.blocked(1500) == base.PAPER_OUT
+    assert d.blocked(60000) == base.PAPER_OUT  # it said why: not a silent printer
 
 
-def test_a_silent_blocked_printer_is_a_stall_then_an_error():
+def test_a_silent_blocked_printer_is_not_answering_after_the_stall_timeout():
     clock = _TickingClock()
-    uart = _blocking_uart(clock, 10, 30000)
-    d = ZplDriver(uart, clock, stall_ms=5000)
-    d.watcher = w = _Watcher()
-    d.write(b"^XA" * 20)  # blocked for ~30 s: reported after the stall timeout, then resumes
-    assert w.calls == ["not_answering", "resumed"]
-    clock = _TickingClock()
-    d = ZplDriver(_blocking_uart(clock, 10, 10 ** 9), clock, stall_ms=5000, fault_wait_ms=60000)
-    d.watcher = w = _Watcher()
-    with pytest.raises(base.PrinterStall):
-        d.write(b"^XA" * 20)
-    assert w.calls == ["not_answering"] and 65000 <= clock.now < 70000
-    d.watcher = None  # outside a job a stall is an error at once
+    d = ZplDriver(_blocking_uart(clock, 10, 10 ** 9), clock, stall_ms=5000)
+    assert d.send(memoryview(b"^XA" * 20)) == 10
+    assert d.send(memoryview(b"^XA" * 20), 100) == 0
+    assert d.blocked(4000) is None and d.blocked(6000) == base.NOT_ANSWERING
     clock.now = 0
-    with pytest.raises(base.PrinterStall):
+    with pytest.raises(base.PrinterStall):  # outside a job (a ticket, a test page) it is an error
         d.write(b"^XA")
-    assert clock.now < 6000
+    assert 5000 < clock.now < 7000
 
 
 def test_escpos_learns_once_whether_the_printer_answers_gs_r():

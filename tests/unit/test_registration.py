@@ -5,6 +5,8 @@ import pytest
 from firmware import registration as R
 from firmware.cloudprint import ApiError, ServiceError
 from firmware.printers.zpl import ZplDriver
+from firmware.console import Status
+from firmware.indicator import Indicator
 from firmware.store import Flash
 from tests.fakes import FakeClock, FakeUart, ListLog
 
@@ -37,7 +39,8 @@ def make(tmp_path, api, exchange=None, monkeypatch=None):
     log = ListLog()
     uart = FakeUart()
     reg = R.Registration(api, None, Flash(str(tmp_path)), ZplDriver(uart, clock), clock, log,
-                         SETTINGS, "https://svc/oauth2/token", {"proxy": "px", "uuid": "u1"}, "0.1")
+                         SETTINGS, "https://svc/oauth2/token", {"proxy": "px", "uuid": "u1"}, "0.1",
+                         Status(Indicator(), lambda: "net", lambda: None))
     return reg, clock, log, uart
 
 
