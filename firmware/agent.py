@@ -77,6 +77,10 @@ class Agent:
                         self.forget_registration("unregistered on the console")
                         state = REGISTERING
                 self.ports.network_up(self.settings)
+                if self._suspect and state != REGISTERING:
+                    hint, self._suspect = self._suspect, None
+                    self._tokens()
+                    self.confirm_registered(hint)
                 if state == REGISTERING:
                     state = self.register()
                 elif state == SYNCING:
@@ -181,9 +185,6 @@ class Agent:
         p = self.parts
         api = self._tokens()
         printer_id = self.creds["printer_id"]
-        if self._suspect:
-            hint, self._suspect = self._suspect, None
-            self.confirm_registered(hint)
         notifier = p.notifier
         if notifier is not None:
             notifier.serve(printer_id, api.tokens.broker_password)
