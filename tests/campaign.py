@@ -4,8 +4,10 @@
   .venv/bin/python -m tests.campaign --runs N --seed S      # N runs; S replays them
   .venv/bin/python -m tests.campaign --runs 1 --seed S --first K   # run K of seed S alone
 
-Each run starts the agent on a fresh copy of one claimed printer's flash, submits 1 to 3
-jobs (each of unique labels, 1 or 2 copies, 2 KB to 150 KB) and draws one fault:
+Each run starts the agent on a fresh copy of one claimed printer's flash, with push through
+a real mosquitto (its dynamic-security plugin checking logins and topics) in half the runs
+and polling every second in the others, submits 1 to 3 jobs (each of unique labels, 1 or 2
+copies, 2 KB to 150 KB) and draws one fault:
   kill-time      SIGKILL at a random moment after the submits (a flash write, a download,
                  a report: wherever it falls), then a restart on the same flash
   kill-download  SIGKILL once the printer has a random number of the jobs' bytes
@@ -14,17 +16,20 @@ jobs (each of unique labels, 1 or 2 copies, 2 KB to 150 KB) and draws one fault:
   network        the next 1 to 4 connections dropped, reset, stalled, truncated or re-chunked
   http           a burst of 1 to 4 answers 500, 502, 503 or 429 on a random interface
   printer        paper out at a random byte offset, back 1 to 4 s later
+  broker         (push runs only) the broker stopped at a random moment after the
+                 submits and started again 0.5 to 4 s later: the agent polls meanwhile
+                 and subscribes again
   none           nothing
 Invariants per run: every job ends DONE, or ABORTED with a cause, within 120 s; no label
 is printed more often than its copies, and a DONE job's labels each exactly that often and
 in order; the credentials are the printer's and parse; the agent prints a last job within
 60 s. It prints the runs, lost, printed twice, stuck and the outcome histogram, and writes
-the seed and run of every failure to run/campaign-failures.txt.
-Push (and so broker restarts) is not in the scenarios yet: the agent polls every second."""
+the seed and run of every failure to run/campaign-failures.txt."""
 import argparse
 import collections
 import json
 import os
+import pathlib
 import random
 import shutil
 import sys
@@ -34,6 +39,7 @@ import time
 
 from tests.peers.fault_proxy import FaultProxy
 from tests.service_faults import FaultyService
+from tests.system.conftest import DYNSEC_ADMIN, start_secured_mosquitto
 from tools import build
 from tools.hostrun import ROOT, Agent, claim, provision, wait_for
 from tools.printersim.server import PrinterSim
@@ -43,6 +49,10 @@ FINAL = ("DONE", "ABORTED")
 JOB_BOUND_S = 120
 SERVING_BOUND_S = 60
 FAULTS = ("kill-time", "kill-download", "kill-call", "network", "http", "printer", "none")
+PUSH_FAULTS = FAULTS + ("broker",)
+# push runs: hints print at once; the safety poll is slow enough that a job the hint
+# missed shows the fallback at work, fast enough to stay inside JOB_BOUND_S
+PUSH_SETTINGS = {"mqtt_keepalive_s": 10, "safety_poll_s": 20, "fast_poll_s": 2}
 FAILURES = os.path.join(ROOT, "run", "campaign-failures.txt")
 
 
@@ -62,7 +72,13 @@ class Campaign:
         self.log = log
         self.tree = os.path.join(root, "device")
         build.build(self.tree)
-        self.service = FaultyService(os.path.join(root, "svc"), log=lambda m: None).start()
+        self.broker_dir = pathlib.Path(root, "broker")
+        self.broker_dir.mkdir()
+        self.broker, self.broker_port = start_secured_mosquitto(self.broker_dir)
+        self.broker_restarts = 0
+        self.service = FaultyService(os.path.join(root, "svc"), log=lambda m: None,
+                                     mqtt_url="mqtt://127.0.0.1:%d" % self.broker_port, mqtt_user=DYNSEC_ADMIN[0],
+                                     mqtt_password=DYNSEC_ADMIN[1], mqtt_dynsec=True).start()
         host, port = self.service.https_url[len("https://"):].rsplit(":", 1)
         self.proxy = FaultProxy(host, int(port)).start()
         url = "https://127.0.0.1:%d" % self.proxy.port
@@ -86,6 +102,31 @@ class Campaign:
         self.sim.stop()
         self.proxy.stop()
         self.service.stop()
+        self._broker_down()
+
+    def _broker_down(self):
+        if self.broker is not None:
+            self.broker.terminate()
+            self.broker.wait(5)
+            self.broker = None
+
+    def _broker_up(self):
+        if self.broker is None:
+            self.broker = start_secured_mosquitto(self.broker_dir, port=self.broker_port)[0]
+
+    def _restart_broker_later(self, after, down_s):
+        time.sleep(after)
+        self._broker_down()
+        time.sleep(down_s)
+        self._broker_up()
+        self.broker_restarts += 1
+
+    def _use_push(self, flash):
+        with open(os.path.join(flash, "settings.json")) as f:
+            settings = json.load(f)
+        settings.update(PUSH_SETTINGS, mqtt_url="mqtt://127.0.0.1:%d" % self.broker_port)
+        with open(os.path.join(flash, "settings.json"), "w") as f:
+            json.dump(settings, f)
 
     def run(self, seed, n):
         """One run: (outcomes of its jobs, the invariants it broke)."""
@@ -101,15 +142,28 @@ class Campaign:
         for j in range(rng.randint(1, 3)):
             docs = labels(n, j, rng.choice((2048, 30 * 1024, 150 * 1024)))
             jobs.append({"docs": docs, "copies": rng.choice((1, 1, 2))})
-        fault = rng.choice(FAULTS)
+        push = rng.random() < 0.5
+        fault = rng.choice(PUSH_FAULTS if push else FAULTS)
+        if push:
+            self._use_push(flash)
         agent = Agent(flash, self.sim.address, tree=self.tree)
         agents = [agent]
         broken = []
+        restart = None
         try:
+            if push:  # submitted once subscribed, so the hint is what prints them
+                try:
+                    agent.wait_line(r"push: subscribed to", 30)
+                except AssertionError:
+                    broken.append("push: never subscribed")
             kill = self._arm(fault, rng, agent, jobs, data_before)
             for job in jobs:
                 job["id"] = self.owner.submit(self.printer_id, b"".join(job["docs"]), "application/x-zpl",
                                               "campaign", copies=job["copies"])["id"]
+            if fault == "broker":
+                restart = threading.Thread(target=self._restart_broker_later,
+                                           args=(rng.uniform(0, 3), rng.uniform(0.5, 4)), daemon=True)
+                restart.start()
             if kill is not None:
                 killed = kill()
                 self.kills += bool(killed)
@@ -123,10 +177,14 @@ class Campaign:
             self._check_prints(jobs, printed_before, broken)
             self._check_credentials(flash, broken)
         finally:
+            if restart is not None:
+                restart.join(10)
+            self._broker_up()
             for a in agents:
                 a.stop()
             self.service.faults.clear()
             self.sim.printer.clear()
+        fault = ("push " if push else "poll ") + fault
         if broken:
             self.log("seed %d run %d (%s): %s\n%s" % (seed, n, fault, "; ".join(broken), agent.output[-2000:]))
         return fault, outcomes, broken
@@ -288,7 +346,8 @@ def campaign(runs, seed, first=0, log=lambda m: None, say=print):
     say("%d runs in %.0f s (seed %d, runs %d-%d): %d lost, %d printed twice, %d stuck, %d runs failed"
         % (runs, time.time() - t0, seed, first, first + runs - 1, lost, twice, stuck, len(failed)))
     say("faults drawn: " + ", ".join("%s %d" % kv for kv in sorted(faults.items()))
-        + "; power cuts made %d, connections broken %d" % (c.kills, len(c.proxy.taken)))
+        + "; power cuts made %d, connections broken %d, broker restarts %d"
+        % (c.kills, len(c.proxy.taken), c.broker_restarts))
     say("outcomes: " + ", ".join("%s %d" % kv for kv in sorted(histogram.items())))
     if failed:
         os.makedirs(os.path.dirname(FAILURES), exist_ok=True)
@@ -297,7 +356,8 @@ def campaign(runs, seed, first=0, log=lambda m: None, say=print):
                 f.write("--seed %d --first %d --runs 1   # %s: %s\n" % (seed, n, fault, "; ".join(broken)))
         say("replay each with: python -m tests.campaign, the arguments in %s" % FAILURES)
     return {"runs": runs, "lost": lost, "twice": twice, "stuck": stuck, "failed": len(failed),
-            "outcomes": dict(histogram), "kills": c.kills}
+            "outcomes": dict(histogram), "kills": c.kills, "faults": dict(faults),
+            "broker_restarts": c.broker_restarts}
 
 
 if __name__ == "__main__":
