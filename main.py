@@ -2,5 +2,10 @@
 import sys
 
 from firmware import app
+from firmware.modules import unload
 
-app.main(getattr(sys, "argv", [])[1:])
+agent = app.main(getattr(sys, "argv", [])[1:])
+del app
+unload("firmware.app")  # the wiring has run: its code need not stay resident
+if agent is not None:
+    agent.run()

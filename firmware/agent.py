@@ -8,30 +8,30 @@
 #
 # Each step returns the next state; every failure becomes a log line and a backoff, and a
 # printer the service confirms deleted goes back to registering. It never exits on its own.
-# Boot-only code (the config schemas) and registration-only code are imported when needed
-# and unloaded afterwards: on a small heap, resident bytecode is what limits us.
-import binascii
+# Boot-only code (the config schemas, the wiring in parts.py) and registration-only code
+# are imported when needed and unloaded afterwards, and the job runner and push are
+# loaded only once registered: on a small heap, resident bytecode is what limits us.
+from micropython import const
 import gc
-import os
 
 from firmware import oauth
 from firmware.backoff import Backoff
 from firmware.cloudprint import ApiError, ERR_NO_JOBS, ERR_UNKNOWN_PRINTER
 from firmware.modules import unload
 from firmware.printers.base import PrinterError
-from firmware.store import CorruptFile
 from firmware.version import VERSION
 from firmware.wire import WireError
 
 SETTINGS = "settings.json"
 CREDENTIALS = "credentials.json"
-IDENTITY = "identity.json"
 BOOT = "boot.json"  # starts that ended before they got to work (safe_mode.py)
 STABLE_MS = 60000  # a start that lasted this long got to work, whatever it did
-UNCONFIGURED_RECHECK_MS = 5000
-NAP_SLICE_MS = 500  # how soon a console request ends a wait
+_UNCONFIGURED_RECHECK_MS = const(5000)
+_NAP_SLICE_MS = const(500)  # how soon a console request ends a wait
 
 UNCONFIGURED, REGISTERING, SYNCING, SERVING = "unconfigured", "registering", "syncing", "serving"
+SERVING_MODULES = ("firmware.jobs", "firmware.download", "firmware.journal", "firmware.monitor",
+                   "firmware.notify", "firmware.mqtt")
 TRANSIENT = (WireError, oauth.ClientRejected, ValueError, PrinterError, OSError)
 
 
@@ -39,22 +39,31 @@ class Deleted(Exception):
     """The service confirmed that this printer no longer exists."""
 
 
+class Parts:
+    """What the agent runs with, wired by parts.py: from the start, what parts.start
+    returns; once registered, what parts.serving returns (None until then)."""
+
+    def __init__(self, start):
+        self.connector, self.http, self.api, self.driver, self.board = start
+        self.journal = self.monitor = self.notifier = self.runner = None
+
+
 class Agent:
     """ports: the hardware; status: what the console sees (console.Status); console: the
-    Console or None; build(settings, proxy): the parts the agent runs with (app.Parts)."""
+    Console or None."""
 
-    def __init__(self, ports, log, status, console, build):
+    def __init__(self, ports, log, status, console):
         self.ports = ports
         self.log = log
         self.status = status
         self.console = console
-        self._build = build
         self.clock = ports.clock
         self.flash = ports.flash
         self.backoff = Backoff(ports.rand)
         self._started = self.clock.ticks_ms()
         self._stable = False
         self.settings = None
+        self.ident = None  # the proxy id and uuid (parts.identity)
         self.parts = None
         self.creds = None
         self._seed = None  # the code exchange's token reply: no refresh right after a claim
@@ -62,6 +71,18 @@ class Agent:
 
     # ---- the machine
     def run(self):
+        """The machine, until Ctrl-C (a deliberate stop); a bug outside its own handling
+        restarts the board, and the start is counted towards safe mode."""
+        try:
+            self._machine()
+        except KeyboardInterrupt:
+            self.flash.write_json(BOOT, {"unstable": 0})
+            self.log.info("stopped")
+        except Exception as e:
+            self.log.error("agent crashed: %s: %s; restarting", type(e).__name__, e)
+            self.ports.reboot()
+
+    def _machine(self):
         state = UNCONFIGURED
         while True:
             self.clock.breathe()  # the main loop's own proof of life (watchdog, LED)
@@ -120,16 +141,21 @@ class Agent:
             self.ports.indicator.show("safe")
             self.status.state = "not configured: " + problem
             self.log.error("not configured: %s; set it on the console (type help)", problem)
-            self.clock.sleep_ms(UNCONFIGURED_RECHECK_MS)
+            self.clock.sleep_ms(_UNCONFIGURED_RECHECK_MS)
             self.mark_stable()
         log = self.log
         log.set_level(settings["log_level"])
         log.add_secret(settings["oauth_client_secret"], True)
         log.add_secret(settings["wifi_password"], True)
         self.settings = settings
-        self.parts = p = self._build(settings, self.identity()["proxy"])
+        from firmware import parts
+        try:
+            self.ident = parts.identity(self.flash, self.ports.serial())
+            self.parts = p = Parts(parts.start(self.ports, settings, self.ident["proxy"]))
+            self.creds = parts.credentials(self.flash, log)
+        finally:
+            unload("firmware.parts")
         self.status.driver = p.driver
-        self.creds = self.credentials()
         log.info("agent %s up: %s printer, service %s, %s", VERSION, p.driver.language,
                  settings["service_url"], "registered" if self.creds else "unregistered")
         if self.creds is None:
@@ -142,13 +168,13 @@ class Agent:
         self.status.state = "registering"
         self.status.printer_id = None
         p = self.parts
-        if p.notifier is not None:
+        if self.settings["mqtt_url"]:
             self.status.push = "not registered yet"
         p.api.tokens = None
         from firmware.registration import Registration
         try:
             reg = Registration(p.api, p.http, self.flash, p.driver, self.clock, self.log, self.settings,
-                               self.settings["token_url"], self.identity(), VERSION, self.status)
+                               self.settings["token_url"], self.ident, VERSION, self.status)
             done = reg.run()
         finally:
             unload("firmware.registration")
@@ -157,7 +183,6 @@ class Agent:
             return REGISTERING
         self.creds, self._seed = done
         self.status.printer_id = self.creds["printer_id"]
-        p.monitor.forget()
         return SYNCING
 
     def sync(self):
@@ -166,6 +191,13 @@ class Agent:
         self.status.state = "registered (syncing)"
         self._tokens()
         p = self.parts
+        if p.runner is None:
+            from firmware import parts
+            try:
+                p.journal, p.monitor, p.notifier, p.runner = parts.serving(p, self.ports, self.log, self.status,
+                                                                           self.settings)
+            finally:
+                unload("firmware.parts")
         from firmware import cdd, local_settings
         try:
             keepalive = local_settings.keepalive_s(self.creds, self.settings)
@@ -224,9 +256,9 @@ class Agent:
             if left <= 0:
                 return None
             if notifier is None:
-                clock.sleep_ms(min(left, NAP_SLICE_MS))
+                clock.sleep_ms(min(left, _NAP_SLICE_MS))
             else:
-                hint = notifier.wait(min(left, NAP_SLICE_MS))
+                hint = notifier.wait(min(left, _NAP_SLICE_MS))
                 if hint is not None:
                     return hint
         return None
@@ -247,31 +279,7 @@ class Agent:
             self.flash.write_json(BOOT, {"unstable": 0})
             self._stable = True
 
-    # ---- registration's facts
-    def identity(self):
-        """The proxy id (random, made once: a guessable one would let other printers'
-        tokens list this one) and the uuid (the board's serial)."""
-        try:
-            ident = self.flash.read_json(IDENTITY)
-        except CorruptFile:
-            ident = None
-        serial = self.ports.serial()
-        if not ident or not ident.get("proxy") or not ident.get("uuid") or (
-                ident["proxy"] == "cpa-" + serial and not self.flash.exists(CREDENTIALS)):
-            ident = {"proxy": "cpa-" + binascii.hexlify(os.urandom(10)).decode(), "uuid": serial}
-            self.flash.write_json(IDENTITY, ident)
-        return ident
-
-    def credentials(self):
-        try:
-            creds = self.flash.read_json(CREDENTIALS)
-        except CorruptFile as e:
-            self.log.error("%s; registering anew", e)
-            return None
-        if creds and creds.get("printer_id") and creds.get("refresh_token"):
-            return creds
-        return None
-
+    # ---- registration
     def _tokens(self):
         """The API with its tokens (made once per registration)."""
         api = self.parts.api
@@ -298,12 +306,22 @@ class Agent:
             self.log.warn("%s, but the service still has this printer: ignored", hint)
 
     def forget_registration(self, why):
+        """Wipe what belonged to the old registration, and drop the serving parts and
+        their code: registration runs without them."""
         self.log.warn("printer is no longer registered (%s); wiping credentials and journal", why)
         self.flash.remove(CREDENTIALS)
-        self.parts.journal.wipe()
-        self.parts.api.tokens = None
-        if self.parts.notifier is not None:
-            self.parts.notifier.forget()
+        p = self.parts
+        journal = p.journal
+        if journal is None:  # not serving yet in this start: the file may still be there
+            from firmware.journal import Journal
+            journal = Journal(self.flash, self.log)
+        journal.wipe()
+        p.api.tokens = None
+        if p.notifier is not None:
+            p.notifier.forget()
+        p.journal = p.monitor = p.notifier = p.runner = None
+        for name in SERVING_MODULES:
+            unload(name)
         self.creds = None
         self.status.printer_id = None
 

@@ -1,11 +1,10 @@
-# Composition root: read the board config, build the ports, the console and the parts
-# the agent runs with, and hand them to the agent (agent.py). Nothing else happens here.
+# Composition root: read the board config, build the ports, the console and its Status,
+# run safe mode when it is due, and hand back the agent (agent.py) for main.py to run.
+# Nothing else happens here, and main.py unloads this module before the agent runs.
 import sys
 
 from firmware.agent import BOOT, Agent
-from firmware.cloudprint import CloudPrint
 from firmware.console import Status
-from firmware.http import Http
 from firmware.log import Log
 from firmware.modules import unload
 
@@ -18,48 +17,8 @@ def check_board(raw):
         unload("firmware.config")
 
 
-def make_driver(board, uart, clock):
-    args = (uart, clock, board["stall_timeout_s"] * 1000, board["status_timeout_ms"],
-            board["flow_control"] == "xonxoff", board["flow_window"], (board["media_width_mm"], board["dpi"]))
-    if board["printer_language"] == "zpl":
-        from firmware.printers.zpl import ZplDriver
-        return ZplDriver(*args)
-    from firmware.printers.escpos import EscPosDriver
-    return EscPosDriver(*args, status_back=board["status_back"], completion=board["completion_check"])
-
-
-class Parts:
-    """What the agent runs with once its settings are known, wired once."""
-
-    def __init__(self, ports, log, status, settings, proxy):
-        from firmware.backoff import Backoff
-        from firmware.jobs import JobRunner
-        from firmware.journal import Journal
-        from firmware.monitor import Monitor
-        clock = ports.clock
-        ca = None
-        if settings["service_url"].startswith("https://") or settings["mqtt_url"].startswith("mqtts://"):
-            ca = ports.flash.read_bytes(settings["ca_file"])
-        self.http = Http(ports.connector(ca), clock, settings["http_timeout_s"], settings["http_deadline_s"] * 1000)
-        board = ports.board
-        self.driver = make_driver(board, ports.uart, clock)
-        self.api = CloudPrint(self.http, settings["service_url"], proxy)
-        self.monitor = Monitor(self.api, log, self.driver, ports.indicator, status)
-        self.journal = Journal(ports.flash, log)
-        self.notifier = None  # push hints when a broker is configured, else polling only
-        if settings["mqtt_url"]:
-            from firmware.mqtt import Mqtt
-            from firmware.notify import Notifier, parse_broker
-            tls, host, port = parse_broker(settings["mqtt_url"])
-            mqtt = Mqtt(ports.connector(ca), clock, host, port, tls, settings["http_timeout_s"] * 1000)
-            self.notifier = Notifier(mqtt, clock, log, Backoff(ports.rand), settings["mqtt_keepalive_s"])
-        self.runner = JobRunner(self.api, self.driver, clock, log, Backoff(ports.rand), board["stream_buffer"],
-                                settings["download_deadline_s"] * 1000, self.monitor,
-                                settings["fault_wait_s"] * 1000, self.journal, status, self.notifier)
-        ports.board = None  # everything it configures is built now
-
-
 def main(argv):
+    """The agent, ready to run; None when nothing can run (a bad board config)."""
     log = Log()
     if sys.platform == "esp32":
         from firmware.ports import esp32 as port
@@ -71,7 +30,7 @@ def main(argv):
         log.error("cannot start: %s", e)
         if sys.platform != "esp32":
             sys.exit(2)
-        return
+        return None
     finally:
         if sys.platform != "esp32":
             unload("firmware.ports.unix_boot")
@@ -82,16 +41,18 @@ def main(argv):
         from firmware.console import Console
         console = Console(read, log.say, ports.flash, status, ports.clock.pause_ms)
         ports.clock.idle = console.poll  # the console runs whenever the agent waits
+    from firmware import safe_mode
     try:
-        from firmware import safe_mode
         reason = safe_mode.reason(ports, ports.flash, BOOT)
         if reason:
-            safe_mode.hold(reason, ports, log, status, console, BOOT)
-        unload("firmware.safe_mode")
-        Agent(ports, log, status, console, lambda settings, proxy: Parts(ports, log, status, settings, proxy)).run()
-    except KeyboardInterrupt:  # Ctrl-C, SIGINT: a deliberate stop is not a crash
+            safe_mode.hold(reason, ports, log, status, console, BOOT)  # never returns
+    except KeyboardInterrupt:  # Ctrl-C in safe mode: a deliberate stop, as in Agent.run
         ports.flash.write_json(BOOT, {"unstable": 0})
         log.info("stopped")
-    except Exception as e:  # a bug outside the loop's own handling: restart, counted
-        log.error("agent crashed: %s: %s; restarting", type(e).__name__, e)
+        return None
+    except Exception as e:  # a bug in safe mode itself: restart, counted
+        log.error("safe mode crashed: %s: %s; restarting", type(e).__name__, e)
         ports.reboot()
+    finally:
+        unload("firmware.safe_mode")
+    return Agent(ports, log, status, console)

@@ -55,17 +55,22 @@ def _retry_after(resp):
 ENVELOPE = (b"success", b"errorCode", b"message")
 
 
-def envelope_only(body):
-    return jsonpick.pick(body, ENVELOPE)
+def picker(top=(), printer=()):
+    """A parse for parse_reply that reads the envelope and the top members named, and
+    of printers[0] (when printer names any) only those members."""
+    def parse(body):
+        obj = jsonpick.pick(body, ENVELOPE + top)
+        if printer:
+            found = jsonpick.spans(body, (b"printers",)).get(b"printers")
+            first = jsonpick.first_item(body, found[0]) if found else None
+            if first is not None:
+                obj["printers"] = [jsonpick.pick(body, printer, first)]
+        return obj
+    return parse
 
 
-def envelope_and_local_settings(body):
-    obj = jsonpick.pick(body, ENVELOPE)
-    found = jsonpick.spans(body, (b"printers",)).get(b"printers")
-    first = jsonpick.first_item(body, found[0]) if found else None
-    if first is not None:
-        obj["printers"] = [jsonpick.pick(body, (b"id", b"local_settings"), first)]
-    return obj
+envelope_only = picker()
+envelope_and_local_settings = picker((), (b"id", b"local_settings"))
 
 
 def parse_reply(interface, resp, parse=None):

@@ -6,13 +6,14 @@
 # costs heap we do not have), so any other request closes an open download. The job
 # runner therefore calls suspend() before it reports anything mid-job, and the next
 # readinto resumes at the same byte.
+from micropython import const
 from firmware.wire import WireError
 
-TRIES = 4  # retries in a row (no byte between them) before the download fails
+_TRIES = const(4)  # retries in a row (no byte between them) before the download fails
 
 
 class DownloadFailed(Exception):
-    """The file could not be had: refused for good, or broken again after TRIES retries."""
+    """The file could not be had: refused for good, or broken again after _TRIES retries."""
 
 
 def range_start(value):
@@ -52,7 +53,7 @@ class Download:
                 self._log.warn("job %s: download broke after %d bytes: %s", self._job_id, self.offset, e)
                 self.suspend()
                 breaks += 1
-                if breaks > TRIES:
+                if breaks > _TRIES:
                     raise DownloadFailed("download failed %d times after %d bytes: %s"
                                          % (breaks, self.offset, e))
                 self._clock.sleep_ms(self._backoff.next_ms())

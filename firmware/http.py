@@ -8,15 +8,16 @@
 #
 # The connector is injected: connect(host, port, use_tls, timeout_s) returns a stream
 # with readinto(buf) and write(buf), already TLS-verified when use_tls is true.
+from micropython import const
 from firmware.clock import Deadline
 from firmware.wire import WireError, bounded_io
 
 LINE_MAX = 1024
-ONE_WRITE_BODY = 2048
+_ONE_WRITE_BODY = const(2048)
 MAX_HEADERS = 64
 KEPT_HEADERS = (b"content-length", b"transfer-encoding", b"content-type", b"retry-after", b"content-range",
                 b"connection")
-CHUNK_SIZE_DIGITS = 8  # a chunk of 4 GiB or more is not one we would read
+_CHUNK_SIZE_DIGITS = const(8)  # a chunk of 4 GiB or more is not one we would read
 _HEX = b"0123456789abcdefABCDEF"
 
 
@@ -337,7 +338,7 @@ def chunk_size(line):
     extensions after ';'); HttpError for anything else: no sign, no 0x, no _."""
     end = line.find(b";")
     size = (line if end < 0 else line[:end]).rstrip(b" \t")
-    if not size or len(size) > CHUNK_SIZE_DIGITS:
+    if not size or len(size) > _CHUNK_SIZE_DIGITS:
         raise HttpError("bad chunk size")
     for b in size:
         if b not in _HEX:
@@ -362,7 +363,7 @@ def _send(conn, method, host, port, use_tls, target, headers, body, deadline, ti
         lines.append("Content-Length: %d" % len(body))
     lines.append("\r\n")
     head = "\r\n".join(lines).encode()
-    if body and len(body) <= ONE_WRITE_BODY:
+    if body and len(body) <= _ONE_WRITE_BODY:
         # one write: a second small one would wait for the server's delayed ACK (Nagle)
         _write_all(conn, head + body, deadline, timeout_ms, clock)
         return

@@ -4,6 +4,7 @@
 # It owns the one hold loop: whenever the printer stops (before a job, mid-job with its
 # line blocked, while the job drains) it reports STOPPED, waits up to fault_wait and
 # reports IN_PROGRESS again; the driver only says what it sees.
+from micropython import const
 from firmware.cloudprint import ApiError, ERR_UNKNOWN_JOB, ERR_JOB_FINISHED, as_int
 from firmware.download import Download, DownloadFailed
 from firmware.journal import ACCEPTED, PRINTING, SENT
@@ -12,15 +13,15 @@ from firmware.printers.base import (HEAD_OPEN, NOT_ANSWERING, PAPER_OUT, PAUSED,
 from firmware.wire import WireError
 
 RAW = "application/vnd.cups-raw"  # "any raw bytes" (reference §6)
-MAX_JOBS_PER_FETCH = 16
-MAX_COPIES = 999  # as the CDD says
-REPORT_TRIES = 5
-FAULT_POLL_MS = 2000  # a stopped printer's status is asked this often
-BLOCKED_POLL_MS = 50  # a blocked line is tried this often (it takes bytes the moment it can)
-SEND_SLICE_MS = 100  # the longest wait in one hand-over to the printer
-DRAIN_POLL_MS = 200
-BREATHE_MS = 100  # the clock's idle work gets a turn this often during a job
-TICK_MS = 1000  # push is kept alive this often during a job
+_MAX_JOBS_PER_FETCH = const(16)
+_MAX_COPIES = const(999)  # as the CDD says
+_REPORT_TRIES = const(5)
+_FAULT_POLL_MS = const(2000)  # a stopped printer's status is asked this often
+_BLOCKED_POLL_MS = const(50)  # a blocked line is tried this often (it takes bytes the moment it can)
+_SEND_SLICE_MS = const(100)  # the longest wait in one hand-over to the printer
+_DRAIN_POLL_MS = const(200)
+_BREATHE_MS = const(100)  # the clock's idle work gets a turn this often during a job
+_TICK_MS = const(1000)  # push is kept alive this often during a job
 IN_PROGRESS = {"state": {"type": "IN_PROGRESS"}}
 
 
@@ -56,7 +57,7 @@ def copies_from(ticket):
     if not isinstance(item, dict):
         return None
     n = as_int(item.get("copies", 1), -1)
-    return n if 1 <= n <= MAX_COPIES else None
+    return n if 1 <= n <= _MAX_COPIES else None
 
 
 class JobRunner:
@@ -99,7 +100,7 @@ class JobRunner:
             state = self._driver.status()
             self._monitor.report(state)
             jobs = self._api.fetch(printer_id)
-            for job in jobs[:MAX_JOBS_PER_FETCH]:
+            for job in jobs[:_MAX_JOBS_PER_FETCH]:
                 if not isinstance(job, dict) or not isinstance(job.get("id"), str):
                     self._log.warn("fetch: skipping a job without an id")
                     continue
@@ -246,7 +247,7 @@ class JobRunner:
         off = 0
         last = clock.ticks_ms()
         while off < len(mv):
-            n = driver.send(mv[off:] if off else mv, SEND_SLICE_MS)
+            n = driver.send(mv[off:] if off else mv, _SEND_SLICE_MS)
             now = clock.ticks_ms()
             if not n:
                 state = driver.blocked(clock.ticks_diff(now, last))
@@ -271,7 +272,7 @@ class JobRunner:
                 self._hold(job_id, e.state)
                 self._driver.begin_drain()
                 continue
-            self._pause(DRAIN_POLL_MS)
+            self._pause(_DRAIN_POLL_MS)
 
     def _hold(self, job_id, state, pending=None):
         """The one hold loop: report STOPPED with the printer's cause, wait until it is
@@ -299,12 +300,12 @@ class JobRunner:
                     raise PrinterStall("printer took no data for %d s" % (waited // 1000))
                 raise PrinterFault(state)
             if pending is None:
-                self._pause(FAULT_POLL_MS)
+                self._pause(_FAULT_POLL_MS)
                 state = driver.status()
                 if state == READY:
                     break
             else:
-                self._pause(BLOCKED_POLL_MS)
+                self._pause(_BLOCKED_POLL_MS)
                 taken = driver.send(pending)
                 if taken:
                     break
@@ -323,10 +324,10 @@ class JobRunner:
         push alive (at most once a second)."""
         clock = self._clock
         now = clock.ticks_ms()
-        if clock.ticks_diff(now, self._breathed) >= BREATHE_MS:
+        if clock.ticks_diff(now, self._breathed) >= _BREATHE_MS:
             self._breathed = now
             clock.breathe()
-            if self._push is not None and clock.ticks_diff(now, self._ticked) >= TICK_MS:
+            if self._push is not None and clock.ticks_diff(now, self._ticked) >= _TICK_MS:
                 self._ticked = now
                 self._push.tick()
 
@@ -353,7 +354,7 @@ class JobRunner:
         """Deliver a state diff, retrying transient failures; JobGone when the service no
         longer wants updates for the job, Undelivered when it could not be told for now."""
         self._backoff.reset()
-        for attempt in range(REPORT_TRIES):
+        for attempt in range(_REPORT_TRIES):
             try:
                 self._api.control(job_id, diff)
                 return
@@ -363,6 +364,6 @@ class JobRunner:
                 raise JobGone(str(e))
             except WireError as e:
                 self._log.warn("job %s: control failed: %s", job_id, e)
-                if attempt < REPORT_TRIES - 1:
+                if attempt < _REPORT_TRIES - 1:
                     self._clock.sleep_ms(self._backoff.next_ms())
         raise Undelivered("job %s: %s not delivered; kept for later" % (job_id, diff["state"]["type"]))

@@ -7,6 +7,7 @@
 #   printing  bytes are going to the printer: after a reboot it is ABORTED, not reprinted
 #   sent      every byte is in the printer: after a reboot it is finished and reported DONE
 # A final state goes to the outbox before it is sent and leaves it once delivered.
+from micropython import const
 from firmware.store import CorruptFile
 
 JOURNAL = "journal.json"
@@ -15,7 +16,7 @@ PRINTING = "printing"
 SENT = "sent"
 STAGES = (ACCEPTED, PRINTING, SENT)
 RECENT = 16  # finished job ids kept, so a job handed out again is not printed again
-OUTBOX_MAX = 8  # the runner fetches nothing new while a report is pending, so 1 is usual
+_OUTBOX_MAX = const(8)  # the runner fetches nothing new while a report is pending, so 1 is usual
 
 
 class Journal:
@@ -43,7 +44,7 @@ class Journal:
         outbox = raw.get("outbox")
         if isinstance(outbox, list):
             self.outbox = [e for e in outbox if isinstance(e, list) and len(e) == 2
-                           and isinstance(e[0], str) and isinstance(e[1], dict)][-OUTBOX_MAX:]
+                           and isinstance(e[0], str) and isinstance(e[1], dict)][-_OUTBOX_MAX:]
 
     def _save(self):
         self._flash.write_json(JOURNAL, {"job": self.job, "recent": self.recent, "outbox": self.outbox})
@@ -75,7 +76,7 @@ class Journal:
         """The job in flight ends with diff: into the outbox until delivered()."""
         job_id = self.job["id"]
         self.job = None
-        if len(self.outbox) >= OUTBOX_MAX:
+        if len(self.outbox) >= _OUTBOX_MAX:
             dropped = self.outbox.pop(0)
             self._log.error("report outbox full; dropping the report for job %s", dropped[0])
         self.outbox.append([job_id, diff])

@@ -1,11 +1,12 @@
-# Bounded, redacting console logger. Every line is cut to MAX_LINE characters and
+# Bounded, redacting console logger. Every line is cut to _MAX_LINE characters and
 # every registered secret is masked, so a token can never reach the console even
 # if a message or an exception text happens to contain it.
 
+from micropython import const
 LEVELS = ("debug", "info", "warn", "error")
-MAX_LINE = 240
-MAX_SECRETS = 8  # rotating secrets (tokens, codes): the agent holds at most four at once
-MIN_SECRET_LEN = 4
+_MAX_LINE = const(240)
+_MAX_SECRETS = const(8)  # rotating secrets (tokens, codes): the agent holds at most four at once
+_MIN_SECRET_LEN = const(4)
 MASK = "***"
 
 
@@ -21,7 +22,7 @@ class Log:
 
     def add_secret(self, value, pinned=False):
         # Short values would mask innocent text; the bound keeps memory flat.
-        if not value or len(value) < MIN_SECRET_LEN or value in self._pinned:
+        if not value or len(value) < _MIN_SECRET_LEN or value in self._pinned:
             return
         if pinned:
             self.forget_secret(value)
@@ -29,7 +30,7 @@ class Log:
             return
         if value in self._secrets:
             return
-        if len(self._secrets) >= MAX_SECRETS:
+        if len(self._secrets) >= _MAX_SECRETS:
             self._secrets.pop(0)
         self._secrets.append(value)
 
@@ -55,8 +56,8 @@ class Log:
             except (TypeError, ValueError):
                 msg = msg + " " + repr(args)
         text = self.redact(msg)
-        if len(text) > MAX_LINE:
-            text = text[:MAX_LINE] + "..."
+        if len(text) > _MAX_LINE:
+            text = text[:_MAX_LINE] + "..."
         self._write("[%s] %s" % (level, text))
 
     def debug(self, msg, *args):

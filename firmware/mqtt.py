@@ -1,25 +1,26 @@
 # A small MQTT 3.1.1 client for push hints: CONNECT (clean session, will, user and
-# password, keepalive), SUBSCRIBE at QoS 1, PUBLISH at QoS 0 or 1 (retained or not),
-# PINGREQ, and a receive call that never waits longer than it is told. Packets are read
+# password, keepalive), _SUBSCRIBE at QoS 1, _PUBLISH at QoS 0 or 1 (retained or not),
+# _PINGREQ, and a receive call that never waits longer than it is told. Packets are read
 # into one preallocated buffer. Why not umqtt.simple: see the README ("Push").
 #
 # The connection comes from the same connector as HTTPS (ports/netsock.py): TLS with
 # our CA and host name verification, and a non-blocking socket behind
 # readinto(mv, wait_ms) / write(data, wait_ms).
+from micropython import const
 from firmware.clock import Deadline
 from firmware.wire import IO_SLICE_MS, WireError, bounded_io
 
 CONNECT = 0x10
 CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBSCRIBE = 0x82
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
 SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
 DISCONNECT = 0xE0
-PACKET_MAX = 512  # our topics and hints are short; a longer packet is skipped
-HELD_MAX = 4  # messages that came while we waited for an ack, kept for poll()
+_PACKET_MAX = const(512)  # our topics and hints are short; a longer packet is skipped
+_HELD_MAX = const(4)  # messages that came while we waited for an ack, kept for poll()
 
 
 class MqttError(WireError):
@@ -68,13 +69,13 @@ class Mqtt:
         self._tls = use_tls
         self._timeout_ms = timeout_ms
         self._conn = None
-        self._buf = bytearray(PACKET_MAX)
+        self._buf = bytearray(_PACKET_MAX)
         self._mv = memoryview(self._buf)
         self._head = bytearray(1)
         self._head_mv = memoryview(self._head)
         self._pid = 0
         self.last_rx = 0  # ticks_ms of the last packet from the broker
-        self._held = []  # messages that came while we waited for an ack (at most HELD_MAX)
+        self._held = []  # messages that came while we waited for an ack (at most _HELD_MAX)
         self.missed = False  # more came than could be held: fetch to be sure
 
     @property
@@ -136,10 +137,10 @@ class Mqtt:
             shift += 7
             if shift > 21:
                 raise MqttError("malformed packet length")
-        if size > PACKET_MAX:
+        if size > _PACKET_MAX:
             left = size
             while left:
-                chunk = min(left, PACKET_MAX)
+                chunk = min(left, _PACKET_MAX)
                 self._read_exact(self._mv[:chunk], deadline)
                 left -= chunk
             return kind, None
@@ -160,7 +161,7 @@ class Mqtt:
                 return got[1]
             msg = self._handle(got)
             if msg is not None:  # a message before our ack: acknowledged, kept for poll()
-                if len(self._held) < HELD_MAX:
+                if len(self._held) < _HELD_MAX:
                     self._held.append(msg)
                 else:
                     self.missed = True
@@ -186,7 +187,7 @@ class Mqtt:
     def subscribe(self, topic):
         pid = self._next_pid()
         body = bytes((pid >> 8, pid & 0xFF)) + _field(topic) + b"\x01"
-        self._send(bytes((SUBSCRIBE,)) + _remaining_length(len(body)) + body)
+        self._send(bytes((_SUBSCRIBE,)) + _remaining_length(len(body)) + body)
         size = self._expect(SUBACK, "SUBACK")
         if size != 3 or self._buf[2] == 0x80:
             raise MqttError("broker refused the subscription to %s" % topic)
@@ -195,20 +196,20 @@ class Mqtt:
         t = _field(topic)
         if isinstance(msg, str):
             msg = msg.encode()
-        head = PUBLISH | (0x01 if retain else 0) | (qos << 1)
+        head = _PUBLISH | (0x01 if retain else 0) | (qos << 1)
         pid = b""
         if qos:
             n = self._next_pid()
             pid = bytes((n >> 8, n & 0xFF))
         self._send(bytes((head,)) + _remaining_length(len(t) + len(pid) + len(msg)) + t + pid + msg)
         if qos:
-            self._expect(PUBACK, "PUBACK")
+            self._expect(_PUBACK, "_PUBACK")
 
     def ping(self):
-        self._send(bytes((PINGREQ, 0)))
+        self._send(bytes((_PINGREQ, 0)))
 
     def poll(self, wait_ms):
-        """Read what the broker sent within wait_ms: the (topic, message) of a PUBLISH
+        """Read what the broker sent within wait_ms: the (topic, message) of a _PUBLISH
         (acknowledged at QoS 1), or None. MqttError for a malformed packet."""
         if self._held:
             return self._held.pop(0)
@@ -217,20 +218,20 @@ class Mqtt:
 
     def _handle(self, got):
         kind, size = got
-        if kind & 0xF0 != PUBLISH or size is None:
-            return None  # PINGRESP, or a message too long to be one of ours
+        if kind & 0xF0 != _PUBLISH or size is None:
+            return None  # _PINGRESP, or a message too long to be one of ours
         buf = self._buf
         qos = (kind >> 1) & 0x03
         tlen = (buf[0] << 8) | buf[1] if size >= 2 else size
         pos = 2 + tlen + (2 if qos else 0)
         if qos == 3 or pos > size:
-            raise MqttError("malformed PUBLISH")
+            raise MqttError("malformed _PUBLISH")
         try:
             topic = bytes(buf[2:2 + tlen]).decode()
         except UnicodeError:
-            raise MqttError("PUBLISH topic is not UTF-8")
+            raise MqttError("_PUBLISH topic is not UTF-8")
         if qos:
-            self._send(bytes((PUBACK, 2, buf[pos - 2], buf[pos - 1])))
+            self._send(bytes((_PUBACK, 2, buf[pos - 2], buf[pos - 1])))
         return topic, bytes(buf[pos:size])
 
     def close(self):

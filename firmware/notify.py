@@ -2,11 +2,12 @@
 # "ask the service now". The agent waits on Notifier.wait() where it would sleep and gets
 # one hint back; the job runner calls tick() while it prints, so pings keep going during
 # a long job, and what came meanwhile is handed out by the next waits, one at a time.
+from micropython import const
 from firmware.mqtt import MqttError
 
 TOPIC = "cloudprint/printers/"
-DRAIN_MS = 10  # quiet time that ends a burst of hints
-DRAIN_MAX = 64
+_DRAIN_MS = const(10)  # quiet time that ends a burst of hints
+_DRAIN_MAX = const(64)
 # The hints, most urgent first: the printer may be deleted, its local settings changed,
 # jobs may be queued (also after a (re)connect: hints may have been missed meanwhile).
 _BITS = ((1, "deleted"), (2, "settings"), (4, "fetch"))
@@ -146,8 +147,8 @@ class Notifier:
         self._note(got[1])
         # a burst of hints is one fetch: take what else is already on its way
         try:
-            for _ in range(DRAIN_MAX):
-                got = self._mqtt.poll(DRAIN_MS)
+            for _ in range(_DRAIN_MAX):
+                got = self._mqtt.poll(_DRAIN_MS)
                 if got is None:
                     break
                 self._note(got[1])

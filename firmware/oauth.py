@@ -1,10 +1,11 @@
 # OAuth2 for the printer: the authorization-code exchange, refresh before expiry, and
 # telling a revoked grant (the owner deleted the printer) from a passing failure.
+from micropython import const
 from firmware import http as H
 from firmware import jsonpick
 from firmware.wire import WireError
 
-REFRESH_AT_PERCENT = 80
+_REFRESH_AT_PERCENT = const(80)
 MAX_REPLY = 8192
 
 
@@ -81,7 +82,7 @@ class Tokens:
             self._log.forget_secret(self._access)
         self._access = reply["access_token"]
         self._log.add_secret(self._access)
-        life_ms = expires_in(reply) * 1000 * REFRESH_AT_PERCENT // 100
+        life_ms = expires_in(reply) * 1000 * _REFRESH_AT_PERCENT // 100
         self._renew_at = self._clock.ticks_add(self._clock.ticks_ms(), life_ms)
         broker = reply.get("mqtt_password")
         if isinstance(broker, str) and broker and broker != self._broker:

@@ -1,15 +1,18 @@
 # Anonymous registration (reference §3): /register, print the claim ticket, poll
 # getauthcode until the owner claims the printer, exchange the code, and store the
 # credentials in flash atomically. Loaded only while the printer is unregistered.
+from micropython import const
 import json
 
 from firmware import cdd, local_settings, oauth
 from firmware.clock import Deadline
-from firmware.cloudprint import ApiError, ServiceError, ERR_NOT_CLAIMED, as_int
+from firmware.cloudprint import ApiError, ServiceError, ERR_NOT_CLAIMED, as_int, picker
 from firmware.http import HttpError, quote
 
 CREDENTIALS = "credentials.json"
-EXCHANGE_TRIES = 3
+REGISTER_REPLY = picker((b"registration_token", b"polling_url", b"invite_url", b"complete_invite_url",
+                         b"token_duration"), (b"id",))
+_EXCHANGE_TRIES = const(3)
 
 
 class RegistrationError(ValueError):
@@ -95,9 +98,10 @@ class Registration:
         or the service refused the claim (the caller registers anew)."""
         log = self._log
         log.info("registering anonymously with %s", self._settings["service_url"])
+        # the reply repeats the whole printer, CDD included: only what is used is read
         reply = self._api.call("register", register_fields(
             self._settings, self._identity, self._driver, self._version),
-            auth=False, multipart=True)
+            auth=False, multipart=True, parse=REGISTER_REPLY)
         ticket = parse_register_reply(reply)
         self._show_ticket(ticket)
         deadline = Deadline(self._clock, ticket["token_duration"] * 1000)
@@ -141,14 +145,14 @@ class Registration:
 
     def _exchange(self, ticket, claim, code):
         s = self._settings
-        for attempt in range(EXCHANGE_TRIES):
+        for attempt in range(_EXCHANGE_TRIES):
             try:
                 refresh, reply = exchange_code(
                     self._http, self._token_url, s["oauth_client_id"], s["oauth_client_secret"], code)
                 break
             except (oauth.OAuthError, HttpError) as e:
                 self._log.warn("code exchange failed: %s", e)
-                if attempt == EXCHANGE_TRIES - 1:
+                if attempt == _EXCHANGE_TRIES - 1:
                     return None
                 self._clock.sleep_ms(2000)
         self._log.add_secret(refresh)

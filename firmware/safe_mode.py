@@ -4,12 +4,13 @@
 # boot_file counts starts that ended before they got to work (agent.Agent.mark_stable:
 # a round of fetching done, or a minute up). A deliberate stop (Ctrl-C, SIGINT, the
 # console's reboot) clears it; so does a power-on on the ESP32 (ports.start_counts).
+from micropython import const
 from firmware.store import CorruptFile
 
-CRASH_LIMIT = 3  # starts in a row that did not get to work before safe mode
-BANNER_MS = 30000  # safe mode says so this often
+_CRASH_LIMIT = const(3)  # starts in a row that did not get to work before safe mode
+_BANNER_MS = const(30000)  # safe mode says so this often
 STABLE_MS = 60000  # as agent.STABLE_MS
-RETRY_MS = 600000  # a boot loop's safe mode, untouched this long, tries a normal start
+_RETRY_MS = const(600000)  # a boot loop's safe mode, untouched this long, tries a normal start
 
 
 def reason(ports, flash, boot_file):
@@ -24,14 +25,14 @@ def reason(ports, flash, boot_file):
     n = n if isinstance(n, int) and n >= 0 else 0
     n = n + 1 if ports.start_counts else 0
     flash.write_json(boot_file, {"unstable": n})
-    if n > CRASH_LIMIT:
+    if n > _CRASH_LIMIT:
         return "the agent stopped %d times in a row soon after starting" % (n - 1)
     return None
 
 
 def hold(why, ports, log, status, console, boot_file):
-    """The console only, saying so every BANNER_MS; never returns. A boot loop's safe
-    mode that nobody uses for RETRY_MS tries a normal start: nobody need power-cycle it."""
+    """The console only, saying so every _BANNER_MS; never returns. A boot loop's safe
+    mode that nobody uses for _RETRY_MS tries a normal start: nobody need power-cycle it."""
     status.state = "safe mode: " + why
     ports.indicator.show("safe")
     asked = why == ports.safe_mode_asked
@@ -39,13 +40,13 @@ def hold(why, ports, log, status, console, boot_file):
     typed = console.lines if console else 0
     while True:
         log.error("SAFE MODE (%s): only the console runs; fix the settings, then type reboot", why)
-        ports.clock.sleep_ms(BANNER_MS)
-        waited += BANNER_MS
-        up += BANNER_MS
+        ports.clock.sleep_ms(_BANNER_MS)
+        waited += _BANNER_MS
+        up += _BANNER_MS
         if up == STABLE_MS:  # a minute up: the next start is a normal one
             ports.flash.write_json(boot_file, {"unstable": 0})
         if console and console.lines != typed:
             typed, waited = console.lines, 0
-        if not asked and waited >= RETRY_MS:
+        if not asked and waited >= _RETRY_MS:
             log.warn("safe mode unused for %d min: trying a normal start", waited // 60000)
             ports.reboot()

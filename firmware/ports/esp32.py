@@ -2,6 +2,7 @@
 # the hardware watchdog (machine.WDT, fed by every clock beat) and the status LED.
 # machine.UART.write has no timeout and blocks while CTS is held (paper out), so we
 # write at most txbuf bytes and only once the previous bytes have drained.
+from micropython import const
 import binascii
 import random
 import time
@@ -15,7 +16,7 @@ from firmware.ports.netsock import Connector
 from firmware.ports.stdin_console import StdinReader
 from firmware.store import Flash
 
-WIFI_JOIN_MS = 20000
+_WIFI_JOIN_MS = const(20000)
 
 
 class NetworkDown(Exception):
@@ -89,14 +90,14 @@ class EspPorts:
         return Connector(ca_der)
 
     def network_up(self, settings):
-        """Join Wi-Fi within WIFI_JOIN_MS and set the clock (TLS checks dates)."""
+        """Join Wi-Fi within _WIFI_JOIN_MS and set the clock (TLS checks dates)."""
         w = self._wlan
         if not w.isconnected():
             if not settings["wifi_ssid"]:
                 raise NetworkDown("no Wi-Fi network configured (set wifi_ssid)")
             w.active(True)
             w.connect(settings["wifi_ssid"], settings["wifi_password"])
-            end = time.ticks_add(time.ticks_ms(), WIFI_JOIN_MS)
+            end = time.ticks_add(time.ticks_ms(), _WIFI_JOIN_MS)
             while not w.isconnected():
                 if time.ticks_diff(end, time.ticks_ms()) <= 0:
                     raise NetworkDown("Wi-Fi join timed out (status %d)" % w.status())

@@ -1,9 +1,10 @@
 # A printer on a device path for host runs: a USB serial adapter (/dev/ttyUSB0, set to
 # raw mode at the board's baud rate), a USB printer class device (/dev/usb/lp0), or a
 # pty. Loaded only when the printer address is a path.
+from micropython import const
 import select
 
-WRITE_MAX = 256  # a pty or tty write of more than its free space would block
+_WRITE_MAX = const(256)  # a pty or tty write of more than its free space would block
 
 
 class DeviceUart:
@@ -48,7 +49,7 @@ class DeviceUart:
             self._open()
             if not self._ready(select.POLLOUT, self._write_wait_ms):
                 return None
-            n = len(buf) if len(buf) <= WRITE_MAX else WRITE_MAX
+            n = len(buf) if len(buf) <= _WRITE_MAX else _WRITE_MAX
             return self._f.write(buf[:n] if n < len(buf) else buf)
         except OSError:
             self.close()

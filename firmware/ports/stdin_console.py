@@ -1,11 +1,12 @@
 # The serial console's input: sys.stdin (the USB serial REPL port on an ESP32, the
 # terminal or a pipe on a host), read without blocking. Ctrl-C still reaches MicroPython
 # as KeyboardInterrupt, so mpremote and the deploy tool can always interrupt the agent.
+from micropython import const
 import select
 import sys
 import time
 
-MAX_READ = 128  # bytes taken per call; the rest waits for the next one
+_MAX_READ = const(128)  # bytes taken per call; the rest waits for the next one
 
 
 class StdinReader:
@@ -25,7 +26,7 @@ class StdinReader:
         if not self._poll.poll(wait_ms):
             return None
         out = bytearray()
-        while len(out) < MAX_READ:
+        while len(out) < _MAX_READ:
             # stdin.buffer gives bytes; the stubs know only the text stream
             b = self._raw.read(1)  # type: ignore[assignment]  # type: bytes
             if not b:  # end of input (a closed pipe): nothing more will come

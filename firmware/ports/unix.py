@@ -2,6 +2,7 @@
 # connection (a network printer's raw port 9100, or the simulator) or a device path
 # (/dev/ttyUSB0, /dev/usb/lp0, a pty). Both are opened lazily and reopened after an
 # error, so a printer that is off at boot does not stop the agent.
+from micropython import const
 import binascii
 import os
 import random
@@ -15,14 +16,14 @@ from firmware.ports.netsock import Connector
 from firmware.ports.stdin_console import StdinReader
 from firmware.store import Flash
 
-SO_SNDBUF = 7  # Linux's values; MicroPython's socket module does not name them
+_SO_SNDBUF = const(7)  # Linux's values; MicroPython's socket module does not name them
 IPPROTO_TCP = 6
 TCP_NODELAY = 1
-SEND_BUFFER = 8192  # like the ESP32's lwIP send buffer: a printer status query must not
+_SEND_BUFFER = const(8192)  # like the ESP32's lwIP send buffer: a printer status query must not
 # queue behind megabytes of print data, as it would with Linux's autotuned buffers
-WRITE_WAIT_MS = 100
-READ_WAIT_MS = 0  # readinto never waits, as machine.UART with timeout=0
-MIN_PACED_WRITE = 16  # bytes: fewer per send would cost more in system calls than the line time
+_WRITE_WAIT_MS = const(100)
+_READ_WAIT_MS = const(0)  # readinto never waits, as machine.UART with timeout=0
+_MIN_PACED_WRITE = const(16)  # bytes: fewer per send would cost more in system calls than the line time
 
 
 class TcpUart:
@@ -43,7 +44,7 @@ class TcpUart:
             addr = socket.getaddrinfo(self._host, self._port, 0, socket.SOCK_STREAM)[0][-1]
             s = socket.socket()
             try:
-                s.setsockopt(socket.SOL_SOCKET, SO_SNDBUF, SEND_BUFFER)
+                s.setsockopt(socket.SOL_SOCKET, _SO_SNDBUF, _SEND_BUFFER)
                 # No Nagle: small paced writes must leave at once, as on a serial line, not
                 # wait for the printer's delayed ACK and then arrive as one burst.
                 s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
@@ -79,14 +80,14 @@ class TcpUart:
             self._open()
             n = len(buf)
             if self._pace:
-                least = min(n, MIN_PACED_WRITE)
+                least = min(n, _MIN_PACED_WRITE)
                 have = self._allowance(n)
                 if have < least:  # sleep just until the line has room: no dribbles, no idle line
                     time.sleep_us((least - have) * 1000000 // self._pace + 1)
                     return None
                 n = have
                 buf = buf[:n] if n < len(buf) else buf
-            if not self._wait(select.POLLOUT, WRITE_WAIT_MS):
+            if not self._wait(select.POLLOUT, _WRITE_WAIT_MS):
                 return None
             sent = self._sock.send(buf)
             if self._pace:
@@ -99,7 +100,7 @@ class TcpUart:
     def readinto(self, buf):
         try:
             self._open()
-            if not self._wait(select.POLLIN, READ_WAIT_MS):
+            if not self._wait(select.POLLIN, _READ_WAIT_MS):
                 return None
             n = self._sock.readinto(buf)
         except OSError:
@@ -123,7 +124,7 @@ def open_uart(address, baudrate, pace=False):
             raise ValueError("bad port in %s" % address)
     if address.startswith("/"):
         from firmware.ports.hostdev import DeviceUart
-        return DeviceUart(address, baudrate, READ_WAIT_MS, WRITE_WAIT_MS)
+        return DeviceUart(address, baudrate, _READ_WAIT_MS, _WRITE_WAIT_MS)
     raise ValueError("printer address must be tcp://HOST:PORT or a device path, not %s" % address)
 
 

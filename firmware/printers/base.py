@@ -6,6 +6,7 @@
 #
 # The UART port has machine.UART's shape: write(buf) -> n | None, readinto(buf) -> n | None.
 
+from micropython import const
 READY = "ready"
 PAPER_OUT = "paper_out"
 HEAD_OPEN = "head_open"
@@ -14,9 +15,9 @@ NOT_ANSWERING = "not_answering"
 
 XON = 0x11
 XOFF = 0x13
-REPLY_MAX = 512
-PROBE_MS = 1000  # a write blocked this long asks the printer's unsolicited status why
-BREATHE_MS = 100  # a long write on a slow line still lets the console in this often
+_REPLY_MAX = const(512)
+_PROBE_MS = const(1000)  # a write blocked this long asks the printer's unsolicited status why
+_BREATHE_MS = const(100)  # a long write on a slow line still lets the console in this often
 
 
 class PrinterError(Exception):
@@ -124,7 +125,7 @@ class Driver:
                     self._xoff = True
                 elif b == XON:
                     self._xoff = False
-                elif not self.unsolicited(b) and len(self.reply) < REPLY_MAX:
+                elif not self.unsolicited(b) and len(self.reply) < _REPLY_MAX:
                     self.reply.append(b)
 
     def unsolicited(self, b):
@@ -156,7 +157,7 @@ class Driver:
         """Why the printer has taken nothing for idle_ms, as far as it said unasked (a
         blocked line lets no status query through): its state, NOT_ANSWERING after the
         stall timeout, or None while it is too early to say."""
-        if idle_ms <= PROBE_MS:
+        if idle_ms <= _PROBE_MS:
             return None
         state = self.known_state()
         if state is None or state == READY:
@@ -171,14 +172,14 @@ class Driver:
         off = 0
         last = breathed = clock.ticks_ms()
         while off < len(mv):
-            n = self.send(mv[off:] if off else mv, PROBE_MS)
+            n = self.send(mv[off:] if off else mv, _PROBE_MS)
             now = clock.ticks_ms()
             if n:
                 off += n
                 last = now
             elif clock.ticks_diff(now, last) > self._stall_ms:
                 raise PrinterStall("printer took no data for %d s" % (self._stall_ms // 1000))
-            if clock.ticks_diff(now, breathed) >= BREATHE_MS:
+            if clock.ticks_diff(now, breathed) >= _BREATHE_MS:
                 breathed = now
                 clock.breathe()
 

@@ -24,3 +24,32 @@ def test_a_syntax_micropython_lacks_fails_the_build(tmp_path):
         assert "bad.py" in str(e)
     else:
         raise AssertionError("mpy-cross accepted a match statement")
+
+
+def test_the_firmware_has_no_asserts_for_o3_to_drop():
+    """build.py compiles with -O3, which leaves asserts out: the firmware must not rely on one."""
+    import ast
+    for rel in build.firmware_sources():
+        with open(os.path.join(build.ROOT, rel)) as f:
+            tree = ast.parse(f.read())
+        assert not any(isinstance(n, ast.Assert) for n in ast.walk(tree)), rel
+
+
+def test_the_firmware_loads_in_phases(tmp_path):
+    """Under the real micropython, starting the agent loads neither the wiring that builds
+    its parts nor the job runner, push or registration: each is imported for its phase
+    (agent.py, parts.py), so their bytecode is not resident before it is needed."""
+    import subprocess
+    from tools.hostrun import MICROPYTHON
+    build.build(str(tmp_path / "device"))
+    script = tmp_path / "device" / "probe.py"
+    script.write_text("import sys\nsys.path.insert(0, '.')\nfrom firmware import app, agent\n"
+                      "print(' '.join(sorted(sys.modules)))\n")
+    out = subprocess.run([MICROPYTHON, str(script)], cwd=str(tmp_path / "device"), capture_output=True,
+                         text=True, timeout=30)
+    loaded = out.stdout.split()
+    assert "firmware.agent" in loaded, out.stdout + out.stderr
+    for name in ("firmware.parts", "firmware.jobs", "firmware.download", "firmware.journal", "firmware.mqtt",
+                 "firmware.notify", "firmware.registration", "firmware.cdd", "firmware.config",
+                 "firmware.console_commands", "firmware.safe_mode"):
+        assert name not in loaded, name

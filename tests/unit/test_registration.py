@@ -17,6 +17,7 @@ REPLY = {"success": True, "printers": [{"id": "p-1"}], "registration_token": "AB
          "token_duration": "30", "invite_url": "https://svc/claim",
          "complete_invite_url": "https://svc/claim?token=AB12C",
          "polling_url": "https://svc/getauthcode?printerid=p-1&oauth_client_id="}
+CDD = {"version": "1.0", "printer": {"supported_content_type": [{"content_type": "application/x-zpl"}]}}
 
 
 class ScriptedApi:
@@ -24,10 +25,11 @@ class ScriptedApi:
         self.polls = list(polls)
         self.calls = []
 
-    def call(self, interface, fields, auth=True, multipart=False, url=None):
+    def call(self, interface, fields, auth=True, multipart=False, url=None, parse=None):
         self.calls.append((interface, fields, auth, multipart, url))
-        if interface == "register":
-            return REPLY
+        if interface == "register":  # the reply as the service sends it, read as the agent reads it
+            body = json.dumps(dict(REPLY, printers=[dict(REPLY["printers"][0], capabilities=CDD)])).encode()
+            return parse(body) if parse else json.loads(body)
         step = self.polls.pop(0)
         if isinstance(step, Exception):
             raise step
@@ -103,3 +105,11 @@ def test_other_refusal_registers_anew(tmp_path):
     reg, _, log, _ = make(tmp_path, ScriptedApi([ApiError("getauthcode", 506, "expired")]))
     assert reg.run() is None
     assert not Flash(str(tmp_path)).exists("credentials.json")
+
+
+def test_the_register_reply_is_read_for_what_registration_uses_only():
+    body = json.dumps(dict(REPLY, printers=[{"id": "p-1", "capabilities": CDD, "tags": ["x"] * 50}])).encode()
+    obj = R.REGISTER_REPLY(body)
+    assert obj["printers"] == [{"id": "p-1"}]  # the CDD echo and the rest are never parsed
+    assert R.parse_register_reply(obj)["printer_id"] == "p-1"
+    assert obj["registration_token"] == "AB12C" and obj["success"] is True

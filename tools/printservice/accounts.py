@@ -61,8 +61,11 @@ class Accounts:
                 raise AccountError("no account %s" % email)
             if s.count("api_keys", email=email, revoked_ms=None) >= MAX_KEYS:
                 raise AccountError("%s has %d keys; revoke one first" % (email, MAX_KEYS))
+            # strictly later than the account's last key, so two keys made in the same
+            # millisecond still list in the order they were made (keys orders by it)
+            last = max([r["created_ms"] for r in s.all("api_keys", email=email)] or [0])
             s.insert("api_keys", id=key_id, email=email, name=name, key_hash=key_hash(key),
-                     created_ms=now_ms(), revoked_ms=None)
+                     created_ms=max(now_ms(), last + 1), revoked_ms=None)
         return key_id, key
 
     def keys(self, email):
