@@ -2,11 +2,14 @@
 # Console.poll runs whenever the agent waits (the clock's idle hook, which a job's long
 # stream also lets in), so it answers while a job prints or the network is down; in safe
 # mode it is all that runs. Only line assembly stays resident: the commands
-# (console_commands.py) are loaded for a line and unloaded after it. The console sees the
+# (console_commands.py, console_settings.py) are loaded for a line and unloaded after it. The console sees the
 # agent only through a Status: what the owners wrote there, and one request slot.
+from micropython import const
+
 from firmware.modules import unload
 
 LINE_MAX = 4096  # a CA certificate arrives as one base64 line
+_LINE_START = const(64)
 # console_commands.COMMANDS' names: a line that is none of them is answered without
 # loading the commands (line noise must not cost a module load per line)
 NAMES = ("help", "?", "status", "show", "get", "set", "test-print", "register", "unregister",
@@ -66,7 +69,7 @@ class Console:
     def feed(self, data):
         for b in data:
             if b == 10 or b == 13:  # \n or \r ends a line; an empty line does nothing
-                line = bytes(self._buf[:self._n]) if self._n and not self._overflow else None
+                line = bytes(memoryview(self._buf)[:self._n]) if self._n and not self._overflow else None
                 overflow = self._overflow
                 self._buf = None
                 self._n = 0
@@ -76,9 +79,14 @@ class Console:
                 elif line:
                     self._line(line)
             elif self._n < LINE_MAX:
-                if self._buf is None:
-                    self._buf = bytearray(LINE_MAX)
-                self._buf[self._n] = b
+                buf = self._buf
+                if buf is None or self._n == len(buf):
+                    # grown by doubling: a command costs a few dozen bytes, a CA line up to LINE_MAX
+                    grown = bytearray(_LINE_START if buf is None else min(2 * len(buf), LINE_MAX))
+                    if buf is not None:
+                        grown[:self._n] = buf
+                    self._buf = buf = grown
+                buf[self._n] = b
                 self._n += 1
             else:
                 self._overflow = True
@@ -109,4 +117,5 @@ class Console:
         finally:
             self._running = False
             unload("firmware.console_commands")
+            unload("firmware.console_settings")
             unload("firmware.config")
