@@ -56,17 +56,11 @@ ENVELOPE = (b"success", b"errorCode", b"message")
 
 
 def picker(top=(), printer=()):
-    """A parse for parse_reply that reads the envelope and the top members named, and
-    of printers[0] (when printer names any) only those members."""
-    def parse(body):
-        obj = jsonpick.pick(body, ENVELOPE + top)
-        if printer:
-            found = jsonpick.spans(body, (b"printers",)).get(b"printers")
-            first = jsonpick.first_item(body, found[0]) if found else None
-            if first is not None:
-                obj["printers"] = [jsonpick.pick(body, printer, first)]
-        return obj
-    return parse
+    """A parse for parse_reply: the envelope and the top members named, and of
+    printers[0] (when printer names any) only those members, read as the body streams
+    by (a /register, /update or /printer reply repeats the whole printer, never held)."""
+    inner = b"printers" if printer else None
+    return lambda resp: jsonpick.stream_pick(resp.readinto, ENVELOPE + top, bytearray(64), inner, printer)
 
 
 envelope_only = picker()
@@ -74,7 +68,7 @@ envelope_and_local_settings = picker((), (b"id", b"local_settings"))
 
 
 def parse_reply(interface, resp, parse=None):
-    """The JSON object of an API reply, with HTTP status checked. parse(body) may take
+    """The JSON object of an API reply, with HTTP status checked. parse(resp) may read
     only the members the caller needs (see jsonpick.py)."""
     if resp.status == 403:
         raise AuthRejected("%s: access token refused (HTTP 403)" % interface)
@@ -82,9 +76,8 @@ def parse_reply(interface, resp, parse=None):
         raise ServiceError("%s: HTTP %d" % (interface, resp.status), _retry_after(resp))
     if resp.status != 200:
         raise ServiceError("%s: unexpected HTTP %d" % (interface, resp.status))
-    body = resp.read_all(MAX_REPLY)
     try:
-        obj = jsonpick.loads(body) if parse is None else parse(body)
+        obj = jsonpick.loads(resp.read_all(MAX_REPLY)) if parse is None else parse(resp)
     except ValueError:
         raise ServiceError("%s: reply is not JSON" % interface)
     if not isinstance(obj, dict):
@@ -124,6 +117,7 @@ class CloudPrint:
             body = H.urlencode([(f[0], f[1]) for f in fields]).encode()
             ctype = FORM
         resp = self._http.request("POST", url, self._headers(auth, ctype), body)
+        body = None  # sent: not held while the reply is read (a /register body is KiBs)
         try:
             return parse_reply(interface, resp, parse)
         finally:

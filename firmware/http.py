@@ -13,7 +13,6 @@ from firmware.clock import Deadline
 from firmware.wire import WireError, bounded_io
 
 LINE_MAX = 1024
-_ONE_WRITE_BODY = const(2048)
 MAX_HEADERS = 64
 KEPT_HEADERS = (b"content-length", b"transfer-encoding", b"content-type", b"retry-after", b"content-range",
                 b"connection")
@@ -70,17 +69,19 @@ def urlencode(pairs):
 
 
 def multipart(fields, boundary):
-    """The body for multipart/form-data; fields are (name, text, content_type or None)."""
-    parts = []
+    """The body for multipart/form-data, as a list of pieces that request() sends one
+    after another (never joined: a /register body is KiBs, and a fragmented heap may
+    have no block that large); fields are (name, text, content_type or None)."""
+    pieces = []
     for name, value, ctype in fields:
-        parts.append("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n" % (boundary, name))
+        head = "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n" % (boundary, name)
         if ctype:
-            parts.append("Content-Type: %s\r\n" % ctype)
-        parts.append("\r\n")
-        parts.append(value)
-        parts.append("\r\n")
-    parts.append("--%s--\r\n" % boundary)
-    return "".join(parts).encode()
+            head += "Content-Type: %s\r\n" % ctype
+        pieces.append((head + "\r\n").encode())
+        pieces.append(value.encode())
+        pieces.append(b"\r\n")
+    pieces.append(("--%s--\r\n" % boundary).encode())
+    return pieces
 
 
 class _Reader:
@@ -247,6 +248,7 @@ class Http:
         self._idle = None  # (use_tls, host, port, connection) kept alive
 
     def request(self, method, url, headers=(), body=None, deadline_ms=None):
+        """The Response once its head is read; body: bytes, or a list of pieces (multipart)."""
         use_tls, host, port, target = parse_url(url)
         for name, value in headers:
             if "\r" in value or "\n" in value:
@@ -260,8 +262,8 @@ class Http:
             reader = None
             try:
                 timeout_ms = self.timeout_s * 1000
-                _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms,
-                      self._clock)
+                _send(conn, method, host, port, use_tls, target, headers, body,
+                      _Writer(conn, self._line, deadline, timeout_ms, self._clock))
                 reader = _Reader(conn, deadline, self._line, timeout_ms, self._clock)
                 status = _status_line(reader.readline())
                 hdrs = {}
@@ -353,30 +355,49 @@ def _status_line(line):
     return int(parts[1])
 
 
-def _send(conn, method, host, port, use_tls, target, headers, body, deadline, timeout_ms, clock):
+def _send(conn, method, host, port, use_tls, target, headers, body, out):
     default_port = 443 if use_tls else 80
     hostport = host if port == default_port else "%s:%d" % (host, port)
+    pieces = () if body is None else [body] if isinstance(body, (bytes, bytearray)) else body
     lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + hostport]
     for name, value in headers:
         lines.append(name + ": " + value)
     if body is not None:
-        lines.append("Content-Length: %d" % len(body))
+        lines.append("Content-Length: %d" % sum(len(p) for p in pieces))
     lines.append("\r\n")
-    head = "\r\n".join(lines).encode()
-    if body and len(body) <= _ONE_WRITE_BODY:
-        # one write: a second small one would wait for the server's delayed ACK (Nagle)
-        _write_all(conn, head + body, deadline, timeout_ms, clock)
-        return
-    _write_all(conn, head, deadline, timeout_ms, clock)
-    if body:
-        _write_all(conn, body, deadline, timeout_ms, clock)
+    out.put("\r\n".join(lines).encode())
+    for piece in pieces:
+        out.put(piece)
+    out.flush()
 
 
-def _write_all(conn, data, deadline, timeout_ms, clock):
-    mv = memoryview(data)
-    off = 0
-    while off < len(mv):
-        n = bounded_io(conn.write, mv[off:], deadline, timeout_ms, clock, "send", HttpError)
-        if not n:
-            raise HttpError("send made no progress")
-        off += n
+class _Writer:
+    """Sends what it is given through buf (the client's line buffer, idle while a request
+    goes out): a small request leaves in one write, as a second small write would wait
+    for the server's delayed ACK (Nagle), and a large one in buffer-sized writes."""
+
+    def __init__(self, conn, buf, deadline, timeout_ms, clock):
+        self._conn, self._buf, self._mv = conn, buf, memoryview(buf)
+        self._n = 0
+        self._deadline, self._timeout_ms, self._clock = deadline, timeout_ms, clock
+
+    def put(self, data):
+        mv = memoryview(data)
+        off = 0
+        while off < len(mv):
+            if self._n == len(self._buf):
+                self.flush()
+            n = min(len(mv) - off, len(self._buf) - self._n)
+            self._mv[self._n:self._n + n] = mv[off:off + n]
+            self._n += n
+            off += n
+
+    def flush(self):
+        off = 0
+        while off < self._n:
+            n = bounded_io(self._conn.write, self._mv[off:self._n], self._deadline, self._timeout_ms,
+                           self._clock, "send", HttpError)
+            if not n:
+                raise HttpError("send made no progress")
+            off += n
+        self._n = 0

@@ -1,9 +1,13 @@
-# Take single members out of a JSON object's text without parsing the rest. A /update or
-# /printer reply carries the whole printer, CDD included; parsed whole, it is the largest
-# transient allocation the agent makes outside a job, for one or two small fields.
+# Take single members out of a JSON reply as it streams by, without holding the rest. A
+# /register, /update or /printer reply carries the whole printer, CDD included: read
+# whole, it is the largest allocation the agent makes outside a job, and a fragmented
+# heap may have no block that large, all for a few small fields.
+from micropython import const
 import json
 
 _WS = b" \t\r\n"
+_KEY_MAX = const(32)  # longer member names are none we want
+_VALUE_MAX = const(1024)  # a wanted member longer than this is left out
 
 
 def loads(raw):
@@ -15,96 +19,90 @@ def loads(raw):
         raise ValueError("JSON nested too deep or too large to parse")
 
 
-def _ws(raw, i):
-    n = len(raw)
-    while i < n and raw[i] in _WS:
-        i += 1
-    return i
-
-
-def _string_end(raw, i):
-    n = len(raw)
-    i += 1
-    while i < n:
-        c = raw[i]
-        if c == 0x5C:  # backslash: the next byte is escaped
-            i += 2
-        elif c == 0x22:
-            return i + 1
-        else:
-            i += 1
-    raise ValueError("unterminated string")
-
-
-def _value_end(raw, i):
-    n = len(raw)
-    if i >= n:
-        raise ValueError("value missing")
-    c = raw[i]
-    if c == 0x22:
-        return _string_end(raw, i)
-    if c == 0x7B or c == 0x5B:  # { or [
-        depth = 0
-        while i < n:
-            c = raw[i]
-            if c == 0x22:
-                i = _string_end(raw, i)
-                continue
-            if c == 0x7B or c == 0x5B:
-                depth += 1
-            elif c == 0x7D or c == 0x5D:
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
-        raise ValueError("unterminated object")
-    while i < n and raw[i] not in b",}] \t\r\n":  # number, true, false, null
-        i += 1
-    return i
-
-
-def spans(raw, wanted, at=0):
-    """{key: (start, end)} of the wanted members of the object at raw[at]. Keys are
-    matched as written: protocol names (plain ASCII), not escaped ones."""
+def stream_pick(read, wanted, window, inner=None, inner_wanted=()):
+    """{name: value} of the wanted members of the top-level object of a body read in
+    pieces (read(memoryview) -> n, 0 at its end) through window, a small bytearray; and
+    when inner names a member that is an array, out[inner] = [{the inner_wanted members
+    of its first element}]. A member over _VALUE_MAX bytes is left out; the rest streams
+    by. Names are matched as written (protocol names, plain ASCII). ValueError if the
+    body is not one JSON object; the caller's deadline bounds how long it may stream."""
+    mv = memoryview(window)
+    key = bytearray(_KEY_MAX)
     out = {}  # type: dict
-    i = _ws(raw, at)
-    if i >= len(raw) or raw[i] != 0x7B:
-        raise ValueError("not a JSON object")
-    i = _ws(raw, i + 1)
-    if i < len(raw) and raw[i] == 0x7D:
-        return out
+    dest, names = out, wanted  # where members at the picking depth go, and which
+    depth = key_n = 0  # depth 1: inside the top-level object
+    level = 1  # the depth whose members are picked: 3 inside inner's first element
+    inner_at = 0  # 1: inner's value starts; 2: inside its array, before the first element
+    started = in_str = esc = in_value = False
+    name = value = None  # the wanted member being captured, and its bytes so far
     while True:
-        if i >= len(raw) or raw[i] != 0x22:
-            raise ValueError("key expected")
-        end = _string_end(raw, i)
-        key = bytes(raw[i + 1:end - 1])
-        i = _ws(raw, end)
-        if i >= len(raw) or raw[i] != 0x3A:
-            raise ValueError("colon expected")
-        i = _ws(raw, i + 1)
-        end = _value_end(raw, i)
-        if key in wanted:
-            out[key] = (i, end)
-        i = _ws(raw, end)
-        if i < len(raw) and raw[i] == 0x2C:
-            i = _ws(raw, i + 1)
-        elif i < len(raw) and raw[i] == 0x7D:
-            return out
-        else:
-            raise ValueError("comma or } expected")
-
-
-def first_item(raw, at):
-    """Where the first element of the array at raw[at] starts; None if it is empty."""
-    if raw[at] != 0x5B:
-        raise ValueError("not a JSON array")
-    i = _ws(raw, at + 1)
-    return None if i >= len(raw) or raw[i] == 0x5D else i
-
-
-def pick(raw, wanted, at=0):
-    """{key (str): parsed value} of the wanted members; ValueError if raw is not JSON."""
-    out = {}
-    for key, (start, end) in spans(raw, wanted, at).items():
-        out[key.decode()] = loads(raw[start:end])  # a copy of this member only
+        n = read(mv)
+        if not n:
+            break
+        for i in range(n):
+            c = window[i]
+            if in_str:
+                if esc:
+                    esc = False
+                elif c == 0x5C:  # backslash: the next byte is escaped
+                    esc = True
+                elif c == 0x22:
+                    in_str = False
+                elif depth == level and not in_value and key_n < _KEY_MAX:
+                    key[key_n] = c
+                    key_n += 1
+            elif c in _WS:
+                continue
+            elif not started:
+                if c != 0x7B:
+                    raise ValueError("not a JSON object")
+                started, depth = True, 1
+                continue
+            elif depth == 0:
+                raise ValueError("bytes after the JSON object")
+            elif depth == level and (c == 0x2C or c == 0x7D):  # , or }: a member ends
+                if value is not None:
+                    dest[name] = loads(bytes(value))
+                    value = None
+                in_value, key_n = False, 0
+                if c == 0x7D:
+                    depth -= 1
+                    if level == 3:  # inner's first element is read: the rest is skipped
+                        level, dest, names, in_value = 1, out, wanted, True
+                continue
+            elif depth == level and c == 0x3A and not in_value:  # : after a member's name
+                in_value = True
+                found = bytes(memoryview(key)[:key_n])
+                if found in names:
+                    name, value = found.decode(), bytearray()
+                elif level == 1 and found == inner:
+                    inner_at = 1
+                continue
+            else:
+                if inner_at == 1:  # inner's value: an array, or nothing to pick
+                    inner_at = 2 if c == 0x5B else 0
+                elif inner_at == 2:  # its first element: an object, or nothing to pick
+                    inner_at = 0
+                    if c == 0x7B:
+                        dest, names, level, in_value = {}, inner_wanted, 3, False
+                        out[inner.decode()] = [dest]
+                        depth = 3
+                        continue
+                if c == 0x22:
+                    in_str = True
+                    if depth == level and not in_value:
+                        key_n = 0  # a member's name begins
+                elif c == 0x7B or c == 0x5B:
+                    depth += 1
+                elif c == 0x7D or c == 0x5D:
+                    depth -= 1
+                    if depth < level or depth < 1:
+                        raise ValueError("unbalanced JSON")
+            if value is not None:
+                if len(value) < _VALUE_MAX:
+                    value.append(c)
+                else:  # too long to be what we want: left out
+                    value = None
+    if not started or depth != 0:
+        raise ValueError("not a whole JSON object")
     return out

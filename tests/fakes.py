@@ -147,3 +147,24 @@ class ListLog:
         log = Log(lines.append, level)
         log.lines = lines
         return log
+
+
+class Body:
+    """A reply body as cloudprint's parsers read it: readinto in pieces of `piece` bytes
+    (odd splits: a member name or an escape cut in two), or read_all."""
+
+    def __init__(self, data, piece=7):
+        self.data = bytes(data)
+        self.pos = 0
+        self.piece = piece
+
+    def readinto(self, mv):
+        n = min(len(mv), self.piece, len(self.data) - self.pos)
+        mv[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def read_all(self, limit):
+        assert len(self.data) - self.pos <= limit
+        out, self.pos = bytearray(self.data[self.pos:]), len(self.data)
+        return out

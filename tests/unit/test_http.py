@@ -174,7 +174,7 @@ def test_parse_url():
 
 def test_urlencode_and_multipart():
     assert H.urlencode([("a b", "c&d=é")]) == "a%20b=c%26d%3D%C3%A9"
-    body = H.multipart([("x", "1", None), ("j", "{}", "application/json")], "BB")
+    body = b"".join(H.multipart([("x", "1", None), ("j", "{}", "application/json")], "BB"))
     assert body == (b'--BB\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n'
                     b'--BB\r\nContent-Disposition: form-data; name="j"\r\nContent-Type: '
                     b'application/json\r\n\r\n{}\r\n--BB--\r\n')
@@ -271,3 +271,26 @@ def test_a_header_name_that_is_not_utf8_is_an_http_error_not_a_tls_rejection():
     with pytest.raises(H.HttpError) as err:
         client(FakeConn(raw)).request("GET", "https://h/x")
     assert not isinstance(err.value, H.TlsRejected)
+
+
+def test_a_body_goes_out_whole_through_the_line_buffer_in_as_few_writes_as_it_takes():
+    class CountingConn(FakeConn):
+        def __init__(self, reply, take=None):
+            super().__init__(reply)
+            self.writes, self.take = [], take
+
+        def write(self, data, ms=None):
+            data = bytes(data)[:self.take]  # a socket may take part of a write
+            self.writes.append(len(data))
+            return super().write(data)
+
+    small = CountingConn(http_reply(200, b"{}"))
+    client(small).request("POST", "http://svc/control", [("A", "b")], b"x=1").close()
+    assert len(small.writes) == 1 and small.written.endswith(b"\r\n\r\nx=1")  # one write: no Nagle wait
+    pieces = H.multipart([("caps", "c" * 3000, "application/json"), ("n", "v", None)], "BB")
+    big = CountingConn(http_reply(200, b"{}"), take=700)
+    client(big).request("POST", "http://svc/register", [], pieces).close()
+    sent = bytes(big.written)
+    body = b"".join(pieces)
+    assert sent.endswith(b"\r\n\r\n" + body) and b"Content-Length: %d\r\n" % len(body) in sent
+    assert max(big.writes) <= H.LINE_MAX and len(big.writes) <= 2 * (len(sent) // H.LINE_MAX + 1)

@@ -8,7 +8,7 @@ from firmware.printers.zpl import ZplDriver
 from firmware.console import Status
 from firmware.indicator import Indicator
 from firmware.store import Flash
-from tests.fakes import FakeClock, FakeUart, ListLog
+from tests.fakes import Body, FakeClock, FakeUart, ListLog
 
 SETTINGS = {"service_url": "https://svc/cloudprint", "oauth_client_id": "cid",
             "oauth_client_secret": "csecret", "printer_name": "Dock 3", "claim_poll_s": 6,
@@ -29,7 +29,7 @@ class ScriptedApi:
         self.calls.append((interface, fields, auth, multipart, url))
         if interface == "register":  # the reply as the service sends it, read as the agent reads it
             body = json.dumps(dict(REPLY, printers=[dict(REPLY["printers"][0], capabilities=CDD)])).encode()
-            return parse(body) if parse else json.loads(body)
+            return parse(Body(body)) if parse else json.loads(body)
         step = self.polls.pop(0)
         if isinstance(step, Exception):
             raise step
@@ -109,7 +109,7 @@ def test_other_refusal_registers_anew(tmp_path):
 
 def test_the_register_reply_is_read_for_what_registration_uses_only():
     body = json.dumps(dict(REPLY, printers=[{"id": "p-1", "capabilities": CDD, "tags": ["x"] * 50}])).encode()
-    obj = R.REGISTER_REPLY(body)
+    obj = R.REGISTER_REPLY(Body(body))
     assert obj["printers"] == [{"id": "p-1"}]  # the CDD echo and the rest are never parsed
     assert R.parse_register_reply(obj)["printer_id"] == "p-1"
     assert obj["registration_token"] == "AB12C" and obj["success"] is True
