@@ -55,13 +55,13 @@ _SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 
 def quote(text):
-    out = []
+    out = bytearray()  # a byte per character, not a list of one-character strings
     for b in text.encode():
         if b in _SAFE:
-            out.append(chr(b))
+            out.append(b)
         else:
-            out.append("%%%02X" % b)
-    return "".join(out)
+            out.extend(b"%%%02X" % b)
+    return out.decode()
 
 
 def urlencode(pairs):
