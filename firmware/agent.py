@@ -191,13 +191,6 @@ class Agent:
         self.status.state = "registered (syncing)"
         self._tokens()
         p = self.parts
-        if p.runner is None:
-            from firmware import parts
-            try:
-                p.journal, p.monitor, p.notifier, p.runner = parts.serving(p, self.ports, self.log, self.status,
-                                                                           self.settings)
-            finally:
-                unload("firmware.parts")
         from firmware import cdd, local_settings
         try:
             keepalive = local_settings.keepalive_s(self.creds, self.settings)
@@ -207,6 +200,13 @@ class Agent:
         finally:
             unload("firmware.cdd")
             unload("firmware.local_settings")
+        if p.runner is None:  # loaded after the CDD's code is gone: the two never share the heap
+            from firmware import parts
+            try:
+                p.journal, p.monitor, p.notifier, p.runner = parts.serving(p, self.ports, self.log, self.status,
+                                                                           self.settings)
+            finally:
+                unload("firmware.parts")
         if p.notifier is not None:  # the one local setting we have is push's keepalive
             self.apply_local_settings()
         return SERVING

@@ -159,8 +159,9 @@ class CloudPrint:
         return obj
 
     def control(self, job_id, diff):
-        return self.call("control", [("jobid", job_id, None),
-                                     ("semantic_state_diff", json.dumps(diff), None)])
+        # the reply repeats the job: only the envelope is read
+        self.call("control", [("jobid", job_id, None), ("semantic_state_diff", json.dumps(diff), None)],
+                  parse=envelope_only)
 
     def update(self, printer_id, fields):
         # the reply repeats the whole printer: only the envelope is read

@@ -183,3 +183,21 @@ def test_sent_events_are_purged(svc, receiver):
     svc.api.maintain()
     assert svc.store.count("events") == 0  # sent to every webhook of the account: gone
     assert svc.store.count("deliveries") == 1
+
+
+def test_a_replica_that_listed_a_webhook_before_another_sent_its_events_does_not_send_them_again(
+        svc, receiver, monkeypatch):
+    r = receiver()
+    add_webhook(svc, r.url)
+    pid, num, auth = printer(svc)
+    for _ in range(3):
+        pn(svc, "POST", "/printjobs", raw_job(num))
+    first, second = Webhooks(svc.store, log=lambda m: None), Webhooks(svc.store, log=lambda m: None)
+    listed = list(svc.store.due_webhooks(webhooks.now_ms()))  # the second replica's listing...
+    first.deliver_due()  # ...then the first sends everything
+    wait_for(lambda: len(r.accepted()[0]) >= 3, 20, "3 events")
+    monkeypatch.setattr(svc.store, "due_webhooks", lambda now: listed)
+    second.deliver_due()  # it leases the webhook from its old listing
+    time.sleep(0.5)
+    events, counts = r.accepted()
+    assert len(events) == 3 and set(counts.values()) == {1}

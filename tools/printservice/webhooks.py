@@ -103,6 +103,9 @@ class Webhooks:
         for hook in self.store.due_webhooks(now):
             if not self.store.lease_webhook(hook["id"], now, now + LEASE_MS):
                 continue  # another replica is on it
+            # its cursor as the last holder of the lease left it, not as it was when listed:
+            # a replica that listed it before another sent its events would send them again
+            hook = self.store.get("webhooks", id=hook["id"])
             try:
                 sent += self._drain(hook, now + LEASE_MS // 2)
             finally:
