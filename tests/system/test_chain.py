@@ -106,9 +106,10 @@ def test_5mb_job_streams_byte_identical_with_a_capped_heap(tmp_path, service, ow
     assert agent.alive()
 
 
-# A 72 KiB heap, well under a 32-bit ESP32's (about 110 KiB free without PSRAM): the `w`
-# suffix scales it to this host's 64-bit objects (about 145,700 bytes). tests/bench/heap_floor.py
-# prints the exact floors (128000 bytes for this job when last measured).
+# A 72 KiB heap in 32-bit words, scaled by the `w` suffix to this host's 64-bit objects
+# (147,456 bytes). tests/bench/heap_floor.py prints the exact floors: 139,264 bytes for this
+# job on the 64-bit build when last measured (2026-12-02). The 32-bit goal of 64 KiB as
+# .mpy (64wK here) is not met yet, so the test holds the agent to what it does meet.
 JOB_HEAP = "72wK"
 
 
