@@ -55,16 +55,18 @@ def _retry_after(resp):
 ENVELOPE = (b"success", b"errorCode", b"message")
 
 
-def picker(top=(), printer=()):
-    """A parse for parse_reply: the envelope and the top members named, and of
-    printers[0] (when printer names any) only those members, read as the body streams
-    by (a /register, /update or /printer reply repeats the whole printer, never held)."""
-    inner = b"printers" if printer else None
-    return lambda resp: jsonpick.stream_pick(resp.readinto, ENVELOPE + top, bytearray(64), inner, printer)
+def picker(top=(), inner=None, inner_wanted=(), inner_max=1):
+    """A parse for parse_reply: the envelope and the top members named, and of the first
+    inner_max objects in the array inner only the members named, read as the body
+    streams by (replies repeat whole printers and jobs: none is ever held)."""
+    return lambda resp: jsonpick.stream_pick(resp.readinto, ENVELOPE + top, bytearray(64), inner,
+                                             inner_wanted, inner_max)
 
 
 envelope_only = picker()
-envelope_and_local_settings = picker((), (b"id", b"local_settings"))
+envelope_and_local_settings = picker((), b"printers", (b"id", b"local_settings"))
+MAX_JOBS = 16  # taken from one /fetch reply; the rest come with the next
+FETCH_REPLY = picker((), b"jobs", (b"id", b"title", b"contentType", b"fileUrl"), MAX_JOBS)
 
 
 def parse_reply(interface, resp, parse=None):
@@ -139,7 +141,7 @@ class CloudPrint:
     def fetch(self, printer_id):
         """The QUEUED jobs, oldest first. ApiError ERR_NO_JOBS when there are none, which
         a service also answers for a printer it no longer has (see printer_exists)."""
-        obj = self.call("fetch", [("printerid", printer_id, None)])
+        obj = self.call("fetch", [("printerid", printer_id, None)], parse=FETCH_REPLY)
         jobs = obj.get("jobs")
         if not isinstance(jobs, list):
             raise ServiceError("fetch: reply has no job list")

@@ -13,7 +13,6 @@ from firmware.printers.base import (HEAD_OPEN, NOT_ANSWERING, PAPER_OUT, PAUSED,
 from firmware.wire import WireError
 
 RAW = "application/vnd.cups-raw"  # "any raw bytes" (reference §6)
-_MAX_JOBS_PER_FETCH = const(16)
 _MAX_COPIES = const(999)  # as the CDD says
 _REPORT_TRIES = const(5)
 _FAULT_POLL_MS = const(2000)  # a stopped printer's status is asked this often
@@ -100,7 +99,7 @@ class JobRunner:
             state = self._driver.status()
             self._monitor.report(state)
             jobs = self._api.fetch(printer_id)
-            for job in jobs[:_MAX_JOBS_PER_FETCH]:
+            for job in jobs:  # at most cloudprint.MAX_JOBS
                 if not isinstance(job, dict) or not isinstance(job.get("id"), str):
                     self._log.warn("fetch: skipping a job without an id")
                     continue

@@ -19,20 +19,22 @@ def loads(raw):
         raise ValueError("JSON nested too deep or too large to parse")
 
 
-def stream_pick(read, wanted, window, inner=None, inner_wanted=()):
+def stream_pick(read, wanted, window, inner=None, inner_wanted=(), inner_max=1):
     """{name: value} of the wanted members of the top-level object of a body read in
     pieces (read(memoryview) -> n, 0 at its end) through window, a small bytearray; and
-    when inner names a member that is an array, out[inner] = [{the inner_wanted members
-    of its first element}]. A member over _VALUE_MAX bytes is left out; the rest streams
-    by. Names are matched as written (protocol names, plain ASCII). ValueError if the
-    body is not one JSON object; the caller's deadline bounds how long it may stream."""
+    when inner names a member that is an array, out[inner] = [{the inner_wanted members}
+    of each of its first inner_max elements that are objects]. A member over _VALUE_MAX
+    bytes is left out; the rest streams by. Names are matched as written (protocol
+    names, plain ASCII). ValueError if the body is not one JSON object; the caller's
+    deadline bounds how long it may stream."""
     mv = memoryview(window)
     key = bytearray(_KEY_MAX)
     out = {}  # type: dict
     dest, names = out, wanted  # where members at the picking depth go, and which
     depth = key_n = 0  # depth 1: inside the top-level object
-    level = 1  # the depth whose members are picked: 3 inside inner's first element
-    inner_at = 0  # 1: inner's value starts; 2: inside its array, before the first element
+    level = 1  # the depth whose members are picked: 3 inside one of inner's elements
+    inner_at = 0  # 1: inner's value starts; 2: inside its array
+    items = []  # type: list  # out[inner], once it is seen
     started = in_str = esc = in_value = False
     name = value = None  # the wanted member being captured, and its bytes so far
     while True:
@@ -67,7 +69,7 @@ def stream_pick(read, wanted, window, inner=None, inner_wanted=()):
                 in_value, key_n = False, 0
                 if c == 0x7D:
                     depth -= 1
-                    if level == 3:  # inner's first element is read: the rest is skipped
+                    if level == 3:  # one of inner's elements is read: back in its array
                         level, dest, names, in_value = 1, out, wanted, True
                 continue
             elif depth == level and c == 0x3A and not in_value:  # : after a member's name
@@ -80,12 +82,16 @@ def stream_pick(read, wanted, window, inner=None, inner_wanted=()):
                 continue
             else:
                 if inner_at == 1:  # inner's value: an array, or nothing to pick
-                    inner_at = 2 if c == 0x5B else 0
-                elif inner_at == 2:  # its first element: an object, or nothing to pick
                     inner_at = 0
-                    if c == 0x7B:
+                    if c == 0x5B:
+                        inner_at, items = 2, []
+                        out[inner.decode()] = items
+                elif inner_at == 2 and depth == 2:  # between inner's elements
+                    if c == 0x5D:
+                        inner_at = 0
+                    elif c == 0x7B and len(items) < inner_max:
                         dest, names, level, in_value = {}, inner_wanted, 3, False
-                        out[inner.decode()] = [dest]
+                        items.append(dest)
                         depth = 3
                         continue
                 if c == 0x22:

@@ -11,7 +11,7 @@ from firmware.http import HttpError, quote
 
 CREDENTIALS = "credentials.json"
 REGISTER_REPLY = picker((b"registration_token", b"polling_url", b"invite_url", b"complete_invite_url",
-                         b"token_duration"), (b"id",))
+                         b"token_duration"), b"printers", (b"id",))
 _EXCHANGE_TRIES = const(3)
 
 

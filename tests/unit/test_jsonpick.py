@@ -17,8 +17,9 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
 names = st.text("abcdefghijklmnopqrstuvwxyz_ABC0123456789", min_size=1, max_size=10)
 
 
-def pick(raw, wanted, piece=7, inner=None, inner_wanted=()):
-    return jsonpick.stream_pick(Body(raw, piece).readinto, wanted, bytearray(16), inner, inner_wanted)
+def pick(raw, wanted, piece=7, inner=None, inner_wanted=(), inner_max=1):
+    return jsonpick.stream_pick(Body(raw, piece).readinto, wanted, bytearray(16), inner, inner_wanted,
+                                inner_max)
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # recursive data is slow to draw
@@ -34,18 +35,17 @@ def test_members_come_out_as_json_loads_would_give_them(obj, indent, piece):
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.dictionaries(names, values, max_size=5), max_size=3), st.integers(1, 70))
-def test_the_first_element_of_an_inner_array_comes_out_and_only_it(printers, piece):
-    raw = json.dumps({"success": True, "printers": printers, "id": "top"}).encode()
-    wanted = tuple(k.encode() for k in (list(printers[0])[::2] if printers else []))
-    got = pick(raw, (b"success",), piece, b"printers", wanted)
+@given(st.lists(st.dictionaries(names, values, max_size=5) | scalars, max_size=5), st.lists(names, max_size=4),
+       st.integers(1, 70), st.integers(1, 3))
+def test_the_first_objects_of_an_inner_array_come_out_and_only_they(items, keys, piece, most):
+    raw = json.dumps({"success": True, "jobs": items, "id": "top"}).encode()
+    wanted = tuple(k.encode() for k in keys)
+    got = pick(raw, (b"success",), piece, b"jobs", wanted, most)
     assert got.pop("success") is True
-    if not printers:
-        assert got == {}
-    else:
-        first = {k.decode(): printers[0][k.decode()] for k in wanted
-                 if len(json.dumps(printers[0][k.decode()]).encode()) <= 1000}
-        assert got == {"printers": [first]}
+    objects = [o for o in items if isinstance(o, dict)][:most]
+    assert got == {"jobs": [{k: o[k] for k in keys if k in o and len(json.dumps(o[k]).encode()) <= 1000}
+                            for o in objects]}
+    assert pick(json.dumps({"jobs": None}).encode(), (), piece, b"jobs", wanted) == {}
 
 
 def test_a_streamed_reply_never_holds_the_members_it_skips():
