@@ -60,10 +60,11 @@ def copies_from(ticket):
 
 
 class JobRunner:
-    """status: where the console reads busy and last_job (console.Status); push: the
-    notifier, kept alive during a job (None without push)."""
+    """buf: the one stream buffer (a bytearray); status: where the console reads busy and
+    last_job (console.Status); push: the notifier, kept alive during a job (None without
+    push)."""
 
-    def __init__(self, api, driver, clock, log, backoff, buffer_size, download_deadline_ms,
+    def __init__(self, api, driver, clock, log, backoff, buf, download_deadline_ms,
                  monitor, fault_wait_ms, journal, status, push=None):
         self._api = api
         self._monitor = monitor
@@ -75,7 +76,7 @@ class JobRunner:
         self._journal = journal
         self._status = status
         self._push = push
-        self._buf = bytearray(buffer_size)
+        self._buf = buf
         self._mv = memoryview(self._buf)
         self._deadline_ms = download_deadline_ms
         self._raw_type = driver.content_type

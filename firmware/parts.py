@@ -52,7 +52,9 @@ def make_driver(board, uart, clock):
 
 
 def start(ports, settings, proxy):
-    """(connector, http, api, driver, board): what the agent needs from the start."""
+    """(connector, http, api, driver, board, buf): what the agent needs from the start,
+    and the job runner's stream buffer, taken now while the heap still has the block
+    (registration and the code loaded after it leave the heap in pieces)."""
     ca = None
     if settings["service_url"].startswith("https://") or settings["mqtt_url"].startswith("mqtts://"):
         ca = ports.flash.read_bytes(settings["ca_file"])
@@ -60,7 +62,8 @@ def start(ports, settings, proxy):
     http = Http(connector, ports.clock, settings["http_timeout_s"], settings["http_deadline_s"] * 1000)
     board, ports.board = ports.board, None  # the agent's parts hold it from here on
     driver = make_driver(board, ports.uart, ports.clock)
-    return connector, http, CloudPrint(http, settings["service_url"], proxy), driver, board
+    buf = bytearray(board["stream_buffer"])
+    return connector, http, CloudPrint(http, settings["service_url"], proxy), driver, board, buf
 
 
 def serving(p, ports, log, status, settings):
@@ -80,7 +83,7 @@ def serving(p, ports, log, status, settings):
         tls, host, port = parse_broker(settings["mqtt_url"])
         mqtt = Mqtt(p.connector, clock, host, port, tls, settings["http_timeout_s"] * 1000)
         notifier = Notifier(mqtt, clock, log, Backoff(ports.rand), settings["mqtt_keepalive_s"])
-    runner = JobRunner(p.api, p.driver, clock, log, Backoff(ports.rand), p.board["stream_buffer"],
+    runner = JobRunner(p.api, p.driver, clock, log, Backoff(ports.rand), p.buf,
                        settings["download_deadline_s"] * 1000, monitor, settings["fault_wait_s"] * 1000,
                        journal, status, notifier)
     return journal, monitor, notifier, runner

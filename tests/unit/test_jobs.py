@@ -99,7 +99,7 @@ def journal(flash_dir=None):
 def runner(api, hs=READY_HS, fault_wait_ms=60000, flash_dir=None):
     uart = FakeUart({HS: hs})
     clock = FakeClock()
-    r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), 256, 60000,
+    r = JobRunner(api, ZplDriver(uart, clock), clock, ListLog(), Backoff(lambda: 0.5), bytearray(256), 60000,
                   Monitor(), fault_wait_ms, journal(flash_dir), status())
     return r, uart
 
@@ -247,7 +247,7 @@ def test_a_printer_that_stops_mid_stream_holds_the_job_and_the_download_resumes(
     uart.accept = lambda n: n if clock.now > 60000 else max(0, min(n, 303 - len(uart.sent)))
     monitor = Monitor()
     r = JobRunner(api, ZplDriver(uart, clock, stall_ms=10000), clock, ListLog(), Backoff(lambda: 0.5),
-                  256, 60000, monitor, 600000, journal(), status())
+                  bytearray(256), 60000, monitor, 600000, journal(), status())
     r.run_pending("p1")
     assert [d for _, d in api.controls] == [
         {"state": {"type": "IN_PROGRESS"}},
@@ -406,7 +406,7 @@ def test_a_receipt_printer_out_of_paper_mid_job_is_held_by_the_runner_and_resume
     api = Api([dict(JOB, contentType="application/x-escpos")], receipt)
     monitor = Monitor()
     r = JobRunner(api, EscPosDriver(uart, clock, stall_ms=10000, status_back=True, completion="dle_eot"),
-                  clock, ListLog(), Backoff(lambda: 0.5), 256, 60000, monitor, 600000, journal(), status())
+                  clock, ListLog(), Backoff(lambda: 0.5), bytearray(256), 60000, monitor, 600000, journal(), status())
     assert r.run_pending("p1") == 1
     assert [d for _, d in api.controls] == [
         {"state": {"type": "IN_PROGRESS"}},
@@ -427,7 +427,7 @@ def test_a_printer_that_never_takes_the_rest_aborts_the_job_once_fault_wait_pass
     control = api.control
     api.control = lambda job_id, diff: (when.append(clock.now), control(job_id, diff))
     r = JobRunner(api, ZplDriver(uart, clock, stall_ms=5000), clock, ListLog(), Backoff(lambda: 0.5),
-                  256, 60000, Monitor(), 60000, journal(), status())
+                  bytearray(256), 60000, Monitor(), 60000, journal(), status())
     with pytest.raises(PrinterStall):  # asked for its status after the job: still blocked
         r.run_pending("p1")
     assert [d["state"]["type"] for _, d in api.controls] == ["IN_PROGRESS", "STOPPED", "ABORTED"]
