@@ -44,7 +44,7 @@ class Parts:
     returns; once registered, what parts.serving returns (None until then)."""
 
     def __init__(self, start):
-        self.connector, self.http, self.api, self.driver, self.board, self.buf = start
+        self.connector, self.http, self.api, self.driver, self.buf = start
         self.journal = self.monitor = self.notifier = self.runner = None
 
 

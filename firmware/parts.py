@@ -52,7 +52,7 @@ def make_driver(board, uart, clock):
 
 
 def start(ports, settings, proxy):
-    """(connector, http, api, driver, board, buf): what the agent needs from the start,
+    """(connector, http, api, driver, buf): what the agent needs from the start,
     and the job runner's stream buffer, taken now while the heap still has the block
     (registration and the code loaded after it leave the heap in pieces)."""
     ca = None
@@ -60,10 +60,10 @@ def start(ports, settings, proxy):
         ca = ports.flash.read_bytes(settings["ca_file"])
     connector = ports.connector(ca)  # one TLS context for HTTP and push alike
     http = Http(connector, ports.clock, settings["http_timeout_s"], settings["http_deadline_s"] * 1000)
-    board, ports.board = ports.board, None  # the agent's parts hold it from here on
+    board, ports.board = ports.board, None  # all it configures is built here: not kept
     driver = make_driver(board, ports.uart, ports.clock)
     buf = bytearray(board["stream_buffer"])
-    return connector, http, CloudPrint(http, settings["service_url"], proxy), driver, board, buf
+    return connector, http, CloudPrint(http, settings["service_url"], proxy), driver, buf
 
 
 def serving(p, ports, log, status, settings):
