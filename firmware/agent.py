@@ -35,10 +35,6 @@ SERVING_MODULES = ("firmware.jobs", "firmware.download", "firmware.journal", "fi
 TRANSIENT = (WireError, oauth.ClientRejected, ValueError, PrinterError, OSError)
 
 
-class Deleted(Exception):
-    """The service confirmed that this printer no longer exists."""
-
-
 class Parts:
     """What the agent runs with, wired by parts.py: from the start, what parts.start
     returns; once registered, what parts.serving returns (None until then)."""
@@ -108,7 +104,7 @@ class Agent:
                     state = self.sync()
                 else:
                     delay_ms = self.serve()
-            except (oauth.Revoked, Deleted) as e:
+            except oauth.Revoked as e:  # the refresh token is dead, or the printer deleted
                 self.forget_registration(e)
                 state = REGISTERING
             except ApiError as e:
@@ -249,6 +245,8 @@ class Agent:
     def nap(self, ms, notifier=None):
         """Sleep ms, or wait that long for the notifier's next hint (returned), but not
         past a console request; None when no hint came."""
+        if self.parts is not None:
+            self.parts.http.close_idle()
         clock = self.clock
         end = clock.ticks_add(clock.ticks_ms(), ms)
         while self.status.wanted is None:
@@ -299,9 +297,9 @@ class Agent:
         try:
             exists = self.parts.api.printer_exists(self.creds["printer_id"])
         except oauth.Revoked as e:
-            raise Deleted("the service deleted this printer: %s, and %s" % (hint, e))
+            raise oauth.Revoked("the service deleted this printer: %s, and %s" % (hint, e))
         if not exists:
-            raise Deleted("the service deleted this printer: %s, and /printer says unknown" % hint)
+            raise oauth.Revoked("the service deleted this printer: %s, and /printer says unknown" % hint)
         if hint != "no jobs":
             self.log.warn("%s, but the service still has this printer: ignored", hint)
 

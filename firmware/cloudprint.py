@@ -53,25 +53,25 @@ def _retry_after(resp):
 
 
 ENVELOPE = (b"success", b"errorCode", b"message")
+# What of a reply is read (pick): (top members besides the envelope, the array whose
+# first objects are looked into, their members, how many of them). Literal tuples, so a
+# frozen build keeps them in flash rather than in the heap.
+ENVELOPE_ONLY = ((), None, (), 1)
+LOCAL_SETTINGS_REPLY = ((), b"printers", (b"id", b"local_settings"), 1)
+# at most 16 jobs are taken from one /fetch reply; the rest come with the next
+FETCH_REPLY = ((), b"jobs", (b"id", b"title", b"contentType", b"fileUrl"), 16)
 
 
-def picker(top=(), inner=None, inner_wanted=(), inner_max=1):
-    """A parse for parse_reply: the envelope and the top members named, and of the first
-    inner_max objects in the array inner only the members named, read as the body
-    streams by (replies repeat whole printers and jobs: none is ever held)."""
-    return lambda resp: jsonpick.stream_pick(resp.readinto, ENVELOPE + top, bytearray(64), inner,
-                                             inner_wanted, inner_max)
+def pick(spec, resp):
+    """The members of the reply that spec names, read as the body streams by (replies
+    repeat whole printers and jobs: none is ever held)."""
+    top, inner, inner_wanted, inner_max = spec
+    return jsonpick.stream_pick(resp.readinto, ENVELOPE + top, bytearray(64), inner, inner_wanted, inner_max)
 
 
-envelope_only = picker()
-envelope_and_local_settings = picker((), b"printers", (b"id", b"local_settings"))
-MAX_JOBS = 16  # taken from one /fetch reply; the rest come with the next
-FETCH_REPLY = picker((), b"jobs", (b"id", b"title", b"contentType", b"fileUrl"), MAX_JOBS)
-
-
-def parse_reply(interface, resp, parse=None):
-    """The JSON object of an API reply, with HTTP status checked. parse(resp) may read
-    only the members the caller needs (see jsonpick.py)."""
+def parse_reply(interface, resp, spec=None):
+    """The JSON object of an API reply, with HTTP status checked: only what spec names
+    when it is given (see pick), the whole of it otherwise."""
     if resp.status == 403:
         raise AuthRejected("%s: access token refused (HTTP 403)" % interface)
     if resp.status == 429 or resp.status >= 500:
@@ -79,7 +79,7 @@ def parse_reply(interface, resp, parse=None):
     if resp.status != 200:
         raise ServiceError("%s: unexpected HTTP %d" % (interface, resp.status))
     try:
-        obj = jsonpick.loads(resp.read_all(MAX_REPLY)) if parse is None else parse(resp)
+        obj = jsonpick.loads(resp.read_all(MAX_REPLY)) if spec is None else pick(spec, resp)
     except ValueError:
         raise ServiceError("%s: reply is not JSON" % interface)
     if not isinstance(obj, dict):
@@ -111,37 +111,37 @@ class CloudPrint:
             hdrs.append(("Content-Type", content_type))
         return hdrs
 
-    def _post(self, interface, url, fields, auth, multipart, parse=None):
+    def _post(self, interface, url, fields, auth, multipart, spec=None):
         if multipart:
             body = H.multipart(fields, self._boundary)
             ctype = "multipart/form-data; boundary=" + self._boundary
         else:
-            body = H.urlencode([(f[0], f[1]) for f in fields]).encode()
+            body = H.urlencode(fields)
             ctype = FORM
         resp = self._http.request("POST", url, self._headers(auth, ctype), body)
         body = None  # sent: not held while the reply is read (a /register body is KiBs)
         try:
-            return parse_reply(interface, resp, parse)
+            return parse_reply(interface, resp, spec)
         finally:
             resp.close()
 
-    def call(self, interface, fields, auth=True, multipart=False, url=None, parse=None):
+    def call(self, interface, fields, auth=True, multipart=False, url=None, spec=None):
         """POST /interface (or url); on a 403 refresh the access token once, try again."""
         url = url or self._base + "/" + interface
         try:
-            obj = self._post(interface, url, fields, auth, multipart, parse)
+            obj = self._post(interface, url, fields, auth, multipart, spec)
         except AuthRejected:
             if not auth:
                 raise
             self.tokens.invalidate()
-            obj = self._post(interface, url, fields, auth, multipart, parse)
+            obj = self._post(interface, url, fields, auth, multipart, spec)
         return check_success(interface, obj)
 
     # Printer and jobs (§4, §5)
     def fetch(self, printer_id):
         """The QUEUED jobs, oldest first. ApiError ERR_NO_JOBS when there are none, which
         a service also answers for a printer it no longer has (see printer_exists)."""
-        obj = self.call("fetch", [("printerid", printer_id, None)], parse=FETCH_REPLY)
+        obj = self.call("fetch", [("printerid", printer_id, None)], spec=FETCH_REPLY)
         jobs = obj.get("jobs")
         if not isinstance(jobs, list):
             raise ServiceError("fetch: reply has no job list")
@@ -163,18 +163,18 @@ class CloudPrint:
     def control(self, job_id, diff):
         # the reply repeats the job: only the envelope is read
         self.call("control", [("jobid", job_id, None), ("semantic_state_diff", json.dumps(diff), None)],
-                  parse=envelope_only)
+                  spec=ENVELOPE_ONLY)
 
     def update(self, printer_id, fields):
         # the reply repeats the whole printer: only the envelope is read
         self.call("update", [("printerid", printer_id, None)] + fields, multipart=True,
-                  parse=envelope_only)
+                  spec=ENVELOPE_ONLY)
 
     def printer_exists(self, printer_id):
         """False when /printer says the printer is gone (success:false, reference
         §3.7); oauth.Revoked when the token endpoint says so first."""
         try:
-            self.call("printer", [("printerid", printer_id, None)], parse=envelope_only)
+            self.call("printer", [("printerid", printer_id, None)], spec=ENVELOPE_ONLY)
             return True
         except ApiError:
             return False
@@ -182,7 +182,7 @@ class CloudPrint:
     def local_settings(self, printer_id):
         """The printer's local_settings object from /printer ({} when it has none)."""
         obj = self.call("printer", [("printerid", printer_id, None), ("use_cdd", "true", None)],
-                        parse=envelope_and_local_settings)
+                        spec=LOCAL_SETTINGS_REPLY)
         printers = obj.get("printers")
         if not isinstance(printers, list) or not printers or not isinstance(printers[0], dict):
             raise ServiceError("printer: reply has no printers[0]")

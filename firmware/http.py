@@ -24,10 +24,6 @@ class HttpError(WireError):
     """Transport or protocol failure: worth retrying later."""
 
 
-class TlsRejected(HttpError):
-    """The server's certificate did not verify against our CA."""
-
-
 def parse_url(url):
     """(use_tls, host, port, target) for an http:// or https:// URL."""
     if url.startswith("https://"):
@@ -55,17 +51,23 @@ _SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 
 def quote(text):
+    """text percent-encoded, as bytes (a bytearray)."""
     out = bytearray()  # a byte per character, not a list of one-character strings
     for b in text.encode():
         if b in _SAFE:
             out.append(b)
         else:
             out.extend(b"%%%02X" % b)
-    return out.decode()
+    return out
 
 
-def urlencode(pairs):
-    return "&".join(quote(k) + "=" + quote(v) for k, v in pairs)
+def urlencode(fields):
+    """A form body from (name, value, ...) fields, as a list of pieces for request()
+    (never joined: the pieces fit where one block of the whole might not)."""
+    pieces = []  # type: list
+    for f in fields:
+        pieces += (b"&" if pieces else b"", quote(f[0]), b"=", quote(f[1]))
+    return pieces
 
 
 def multipart(fields, boundary):
@@ -248,7 +250,7 @@ class Http:
         self._idle = None  # (use_tls, host, port, connection) kept alive
 
     def request(self, method, url, headers=(), body=None, deadline_ms=None):
-        """The Response once its head is read; body: bytes, or a list of pieces (multipart)."""
+        """The Response once its head is read; body: bytes, or a list of pieces (forms, multipart)."""
         use_tls, host, port, target = parse_url(url)
         for name, value in headers:
             if "\r" in value or "\n" in value:
@@ -286,7 +288,7 @@ class Http:
                 return self._last
             except ValueError as e:  # a TLS verification failure surfaces on first I/O
                 conn.close()
-                raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
+                raise HttpError("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
             except HttpError:
                 conn.close()
                 if reused and (reader is None or reader.got == 0) and attempt == 0:
@@ -295,6 +297,13 @@ class Http:
             except Exception:
                 conn.close()
                 raise
+
+    def close_idle(self):
+        """Close the kept connection before a long wait: a server soon closes it anyway,
+        and an idle TLS session holds its buffers (tens of KiB of an ESP32's RAM)."""
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            idle[3].close()
 
     def _keeper(self, use_tls, host, port):
         """What takes a connection back, for the next request to this server."""
@@ -312,7 +321,7 @@ class Http:
         try:
             return self._connect(host, port, use_tls, self.timeout_s), False
         except ValueError as e:
-            raise TlsRejected("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
+            raise HttpError("TLS to %s:%d refused: %s" % (host, port, str(e).strip()))
         except OSError as e:
             raise HttpError("connect to %s:%d failed: %s" % (host, port, e))
 
@@ -356,16 +365,17 @@ def _status_line(line):
 
 
 def _send(conn, method, host, port, use_tls, target, headers, body, out):
-    default_port = 443 if use_tls else 80
-    hostport = host if port == default_port else "%s:%d" % (host, port)
+    # piece by piece into the line buffer: a joined request head would be one more block
+    # of a few hundred bytes, and that is what a fragmented heap lacks first
     pieces = () if body is None else [body] if isinstance(body, (bytes, bytearray)) else body
-    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + hostport]
+    out.text(method, " ", target, " HTTP/1.1\r\nHost: ", host)
+    if port != (443 if use_tls else 80):
+        out.text(":%d" % port)
     for name, value in headers:
-        lines.append(name + ": " + value)
+        out.text("\r\n", name, ": ", value)
     if body is not None:
-        lines.append("Content-Length: %d" % sum(len(p) for p in pieces))
-    lines.append("\r\n")
-    out.put("\r\n".join(lines).encode())
+        out.text("\r\nContent-Length: %d" % sum(len(p) for p in pieces))
+    out.text("\r\n\r\n")
     for piece in pieces:
         out.put(piece)
     out.flush()
@@ -380,6 +390,10 @@ class _Writer:
         self._conn, self._buf, self._mv = conn, buf, memoryview(buf)
         self._n = 0
         self._deadline, self._timeout_ms, self._clock = deadline, timeout_ms, clock
+
+    def text(self, *parts):
+        for part in parts:
+            self.put(part.encode())
 
     def put(self, data):
         mv = memoryview(data)

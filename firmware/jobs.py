@@ -100,7 +100,7 @@ class JobRunner:
             state = self._driver.status()
             self._monitor.report(state)
             jobs = self._api.fetch(printer_id)
-            for job in jobs:  # at most cloudprint.MAX_JOBS
+            for job in jobs:  # at most 16 (cloudprint.FETCH_REPLY)
                 if not isinstance(job, dict) or not isinstance(job.get("id"), str):
                     self._log.warn("fetch: skipping a job without an id")
                     continue

@@ -19,7 +19,7 @@ SUBACK = 0x90
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 DISCONNECT = 0xE0
-_PACKET_MAX = const(512)  # our topics and hints are short; a longer packet is skipped
+_PACKET_MAX = const(256)  # our hints (topic and payload) are under 128 B; a longer packet is skipped
 _HELD_MAX = const(4)  # messages that came while we waited for an ack, kept for poll()
 
 
@@ -44,20 +44,38 @@ def _remaining_length(n):
             return bytes(out)
 
 
-def connect_packet(client_id, user, password, keepalive_s, will_topic, will_msg):
+def packet(buf, kind, pieces):
+    """The packet of type kind with pieces (bytes) as its body, laid out in buf when it
+    fits (the packet buffer, idle while a packet goes out), else in a new bytearray; a
+    memoryview of it. Joining the pieces instead would take a block per step."""
+    size = 0
+    for p in pieces:
+        size += len(p)
+    head = bytes((kind,)) + _remaining_length(size)
+    n = len(head) + size
+    out = buf if n <= len(buf) else bytearray(n)
+    out[:len(head)] = head
+    i = len(head)
+    for p in pieces:
+        out[i:i + len(p)] = p
+        i += len(p)
+    return memoryview(out)[:n]
+
+
+def connect_packet(buf, client_id, user, password, keepalive_s, will_topic, will_msg):
     flags = 0x02  # clean session: we resubscribe after every connect
-    payload = _field(client_id)
+    pieces = [b"", _field(client_id)]
     if will_topic:
         flags |= 0x04 | 0x20 | 0x08  # will, retained, QoS 1
-        payload += _field(will_topic) + _field(will_msg)
+        pieces += (_field(will_topic), _field(will_msg))
     if user:
         flags |= 0x80
-        payload += _field(user)
+        pieces.append(_field(user))
     if password:
         flags |= 0x40
-        payload += _field(password)
-    body = _field("MQTT") + bytes((4, flags, keepalive_s >> 8, keepalive_s & 0xFF)) + payload
-    return bytes((CONNECT,)) + _remaining_length(len(body)) + body
+        pieces.append(_field(password))
+    pieces[0] = b"\x00\x04MQTT\x04" + bytes((flags, keepalive_s >> 8, keepalive_s & 0xFF))
+    return packet(buf, CONNECT, pieces)
 
 
 class Mqtt:
@@ -176,7 +194,7 @@ class Mqtt:
         except OSError as e:
             raise MqttError("connect to %s:%d failed: %s" % (self._host, self._port, e))
         try:
-            self._send(connect_packet(client_id, user, password, keepalive_s, will_topic, will_msg))
+            self._send(connect_packet(self._buf, client_id, user, password, keepalive_s, will_topic, will_msg))
             size = self._expect(CONNACK, "CONNACK")
             if size != 2 or self._buf[1] != 0:
                 raise MqttError("broker refused the connection (code %d)" % (self._buf[1] if size == 2 else -1))
@@ -186,8 +204,7 @@ class Mqtt:
 
     def subscribe(self, topic):
         pid = self._next_pid()
-        body = bytes((pid >> 8, pid & 0xFF)) + _field(topic) + b"\x01"
-        self._send(bytes((_SUBSCRIBE,)) + _remaining_length(len(body)) + body)
+        self._send(packet(self._buf, _SUBSCRIBE, (bytes((pid >> 8, pid & 0xFF)), _field(topic), b"\x01")))
         size = self._expect(SUBACK, "SUBACK")
         if size != 3 or self._buf[2] == 0x80:
             raise MqttError("broker refused the subscription to %s" % topic)
@@ -201,7 +218,7 @@ class Mqtt:
         if qos:
             n = self._next_pid()
             pid = bytes((n >> 8, n & 0xFF))
-        self._send(bytes((head,)) + _remaining_length(len(t) + len(pid) + len(msg)) + t + pid + msg)
+        self._send(packet(self._buf, head, (t, pid, msg)))
         if qos:
             self._expect(_PUBACK, "_PUBACK")
 

@@ -10,7 +10,8 @@ MAX_REPLY = 8192
 
 
 class Revoked(Exception):
-    """invalid_grant: the refresh token is dead; the printer must register anew."""
+    """The registration is gone: the token endpoint says invalid_grant (the refresh
+    token is dead), or the service confirms the printer deleted; it registers anew."""
 
 
 class ClientRejected(Exception):
@@ -22,7 +23,7 @@ class OAuthError(WireError):
 
 
 def token_request(http, url, fields):
-    body = H.urlencode(fields).encode()
+    body = H.urlencode(fields)
     resp = http.request("POST", url, [("Content-Type", "application/x-www-form-urlencoded")], body)
     try:
         status = resp.status

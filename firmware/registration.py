@@ -6,12 +6,12 @@ import json
 
 from firmware import cdd, local_settings, oauth
 from firmware.clock import Deadline
-from firmware.cloudprint import ApiError, ServiceError, ERR_NOT_CLAIMED, as_int, picker
+from firmware.cloudprint import ApiError, ServiceError, ERR_NOT_CLAIMED, as_int
 from firmware.http import HttpError, quote
 
 CREDENTIALS = "credentials.json"
-REGISTER_REPLY = picker((b"registration_token", b"polling_url", b"invite_url", b"complete_invite_url",
-                         b"token_duration"), b"printers", (b"id",))
+REGISTER_REPLY = ((b"registration_token", b"polling_url", b"invite_url", b"complete_invite_url",
+                   b"token_duration"), b"printers", (b"id",), 1)  # cloudprint.pick
 _EXCHANGE_TRIES = const(3)
 
 
@@ -101,7 +101,7 @@ class Registration:
         # the reply repeats the whole printer, CDD included: only what is used is read
         reply = self._api.call("register", register_fields(
             self._settings, self._identity, self._driver, self._version),
-            auth=False, multipart=True, parse=REGISTER_REPLY)
+            auth=False, multipart=True, spec=REGISTER_REPLY)
         ticket = parse_register_reply(reply)
         self._show_ticket(ticket)
         deadline = Deadline(self._clock, ticket["token_duration"] * 1000)
@@ -113,7 +113,7 @@ class Registration:
                 return None
             try:
                 claim = self._api.call("getauthcode", [], auth=False, url=ticket["polling_url"]
-                                       + quote(self._settings["oauth_client_id"]))
+                                       + quote(self._settings["oauth_client_id"]).decode())
             except ApiError as e:
                 if e.code == ERR_NOT_CLAIMED:
                     continue

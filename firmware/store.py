@@ -52,17 +52,27 @@ class Flash:
         return obj
 
     def write_json(self, name, obj):
-        self.write_bytes(name, json.dumps(obj).encode())
+        with self._begin(name, "w") as f:  # streamed: no block holds the whole text
+            json.dump(obj, f)
+        self._commit(name)
 
     def write_bytes(self, name, data):
-        final = self.path(name)
-        tmp = final + ".tmp"
-        if self._make_private is not None and name in SECRET_FILES:
-            open(tmp, "wb").close()  # private while still empty, before the secret goes in
-            self._make_private(tmp)
-        with open(tmp, "wb") as f:
+        with self._begin(name, "wb") as f:
             f.write(data)
-        os.rename(tmp, final)
+        self._commit(name)
+
+    def _begin(self, name, mode):
+        """The temporary file that _commit puts in place; private before anything is in it
+        when it holds secrets."""
+        tmp = self.path(name) + ".tmp"
+        if self._make_private is not None and name in SECRET_FILES:
+            open(tmp, "wb").close()
+            self._make_private(tmp)
+        return open(tmp, mode)
+
+    def _commit(self, name):
+        final = self.path(name)
+        os.rename(final + ".tmp", final)
 
     def remove(self, name):
         try:

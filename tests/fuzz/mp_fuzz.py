@@ -164,10 +164,10 @@ class Body:
 def jsonpick_run(data):
     from firmware import cloudprint
     try:
-        cloudprint.envelope_only(Body(data))
+        cloudprint.pick(cloudprint.ENVELOPE_ONLY, Body(data))
     finally:
         try:
-            cloudprint.envelope_and_local_settings(Body(data))
+            cloudprint.pick(cloudprint.LOCAL_SETTINGS_REPLY, Body(data))
         finally:
             jsonpick.loads(data) if rnd(2) else None
 

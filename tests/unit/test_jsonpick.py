@@ -70,9 +70,9 @@ def test_printer_replies_are_read_for_the_envelope_and_local_settings_only():
     printer = {"id": "p1", "capabilities": {"printer": {"copies": {"max": 999}}},
                "local_settings": {"current": {"xmpp_timeout_value": 60}, "pending": {"xmpp_timeout_value": 90}}}
     body = json.dumps({"success": True, "printers": [printer]}).encode()
-    obj = CP.envelope_and_local_settings(Body(body))
+    obj = CP.pick(CP.LOCAL_SETTINGS_REPLY, Body(body))
     assert obj == {"success": True, "printers": [{"id": "p1", "local_settings": printer["local_settings"]}]}
-    assert CP.envelope_only(Body(json.dumps({"success": False, "errorCode": 1001, "message": "Unknown printer.",
+    assert CP.pick(CP.ENVELOPE_ONLY, Body(json.dumps({"success": False, "errorCode": 1001, "message": "Unknown printer.",
                                              "printer": printer}).encode())) == {
         "success": False, "errorCode": 1001, "message": "Unknown printer."}
 
@@ -84,4 +84,4 @@ def test_a_cut_off_reply_is_not_json():
     conn = FakeConn(http_reply(200, body, [("Content-Length", str(len(body)))]))
     resp = Http(Connector(conn), FakeClock()).request("POST", "http://svc/cloudprint/update")
     with pytest.raises(CP.ServiceError, match="not JSON"):
-        CP.parse_reply("update", resp, CP.envelope_only)
+        CP.parse_reply("update", resp, CP.ENVELOPE_ONLY)

@@ -7,11 +7,15 @@ def test_remaining_length_is_the_mqtt_varint():
 
 
 def test_connect_packet_bytes():
-    p = mqtt.connect_packet("p1", "p1", "pw", 60, "t/status", "offline")
+    p = bytes(mqtt.connect_packet(bytearray(256), "p1", "p1", "pw", 60, "t/status", "offline"))
     body = (b"\x00\x04MQTT\x04" + bytes((0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80,)) + b"\x00\x3c"
             + b"\x00\x02p1" + b"\x00\x08t/status" + b"\x00\x07offline" + b"\x00\x02p1" + b"\x00\x02pw")
     assert p == b"\x10" + bytes((len(body),)) + body
-    assert mqtt.connect_packet("c", None, None, 4, None, None) == b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x04\x00\x01c"
+    assert bytes(mqtt.connect_packet(bytearray(256), "c", None, None, 4, None, None)) == (
+        b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x04\x00\x01c")
+    small = bytearray(8)  # a packet longer than the buffer is laid out in one of its own
+    assert bytes(mqtt.connect_packet(small, "p1", "p1", "pw", 60, "t/status", "offline")) == p
+    assert small == bytearray(8)
 
 
 def test_broker_urls():
