@@ -37,12 +37,21 @@ def main(argv=None):
     push.add_argument("--mqtt-dynsec", action="store_true", help="the broker is mosquitto with its "
                       "dynamic-security plugin and the user above is its admin: the service creates "
                       "and deletes one broker client per printer")
+    push.add_argument("--broker-auth-key-file", help="file holding a key: serve the HTTP endpoints a "
+                      "clustered broker (RabbitMQ's auth_backend_http, EMQX's HTTP authn/authz) asks "
+                      "who may connect, under <base>/broker/<key>/ (see the README)")
     push.add_argument("--no-push", action="store_true", help="no broker at all: printers only poll")
     args = ap.parse_args(argv)
     password = None
     if args.mqtt_password_file:
         with open(args.mqtt_password_file) as f:
             password = f.read().strip()
+    auth_key = None
+    if args.broker_auth_key_file:
+        with open(args.broker_auth_key_file) as f:
+            auth_key = f.read().strip()
+        if len(auth_key) < 16:
+            raise SystemExit("printservice: the broker auth key must be at least 16 characters")
     embedded = not (args.mqtt or args.no_push)
     try:
         svc = Service(args.data, args.host, args.http_port, args.https_port, args.client_id,
@@ -52,7 +61,7 @@ def main(argv=None):
                       broker_port=args.broker_port if embedded else None,
                       broker_tls_port=args.broker_tls_port if embedded else None,
                       owner_email=args.owner_email, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                      tls_ca=args.tls_ca, open_signup=args.open_signup)
+                      tls_ca=args.tls_ca, open_signup=args.open_signup, broker_auth_key=auth_key)
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit("printservice: cannot start: %s" % e)
     svc.start()

@@ -8,9 +8,10 @@ import os
 import socket
 import threading
 
-from tools.printservice import certs, serving
+from tools.printservice import broker_auth, certs, serving
 from tools.printservice.accounts import Accounts
 from tools.printservice.api import Api
+from tools.printservice.broker_auth import BrokerRules
 from tools.printservice.console import Console
 from tools.printservice.logins import Logins
 from tools.printservice.push import NoPush, Push
@@ -31,7 +32,7 @@ class Service:
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
                  broker_tls_port=None, api_class=Api, database_url=None, owner_email=None,
-                 tls_cert=None, tls_key=None, tls_ca=None, open_signup=False):
+                 tls_cert=None, tls_key=None, tls_ca=None, open_signup=False, broker_auth_key=None):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
         broker_port (0 = any free port) starts the embedded broker instead. database_url:
@@ -39,7 +40,8 @@ class Service:
         account, made with its key in DATA/owner.key when the service has no account yet.
         tls_cert, tls_key, tls_ca: an operator's certificate chain, its key and the root the
         printers must trust, instead of the service's own CA. open_signup: anyone who reaches
-        the console may make an account (else only with an invitation)."""
+        the console may make an account (else only with an invitation). broker_auth_key: serve
+        the endpoints a clustered broker asks who may connect (broker_auth.py) under this key."""
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.log = log
@@ -87,6 +89,8 @@ class Service:
             self.mqtt_url = "mqtt://%s:%d" % (name, broker_port)
             if broker_tls_port:
                 self.mqtt_url = "mqtts://%s:%d" % (name, broker_tls_port)
+        self.broker_auth_key = broker_auth_key
+        self._broker_rules = BrokerRules(self.store.broker_password_ok, mqtt_user, mqtt_password)
         self.push = NoPush()
         if mqtt_url:
             self.push = Push(mqtt_url, mqtt_ca, mqtt_user, mqtt_password, log=log, dynsec=mqtt_dynsec,
@@ -169,7 +173,8 @@ class Service:
             for scheme, sock in self._sockets.items():
                 tls = (self.certs["cert"], self.certs["key"]) if scheme == "https" else ()
                 api = self._apis[scheme]
-                app = make_app(api, Console(api, self.logins, self.open_signup))
+                app = make_app(api, Console(api, self.logins, self.open_signup),
+                               broker_auth.routes(self._broker_rules, self.broker_auth_key))
                 server = serving.server(app, limit, *tls)
                 servers.append(server)
                 tasks.append(asyncio.create_task(server.serve(sockets=[sock])))

@@ -22,9 +22,10 @@ from tools.printservice.forms import BodyError, FORM_BODY_MAX, FORM_FIELDS_MAX, 
 from tools.printservice.printnode import PrintNode
 
 
-def make_app(api, console=None):
+def make_app(api, console=None, extra_routes=()):
     """The ASGI application serving one Api (one per listener: the URLs it hands out
-    name the listener's scheme and port), and the web console."""
+    name the listener's scheme and port), the web console, and extra_routes (the broker's
+    questions, broker_auth.py)."""
 
     async def gcp(request):
         interface = request.path_params["interface"].rstrip("/")
@@ -49,7 +50,7 @@ def make_app(api, console=None):
               Route("/cloudprint/oauth2/token", token, methods=methods),
               Route("/cloudprint/claim", claim_link, methods=["GET"]),
               Route("/cloudprint/{interface:path}", gcp, methods=methods)]
-    routes = PrintNode(api).routes() + routes
+    routes = list(extra_routes) + PrintNode(api).routes() + routes
     if console is not None:
         routes = console.routes() + routes
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
