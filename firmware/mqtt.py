@@ -64,17 +64,19 @@ def packet(buf, kind, pieces):
 
 def connect_packet(buf, client_id, user, password, keepalive_s, will_topic, will_msg):
     flags = 0x02  # clean session: we resubscribe after every connect
-    pieces = [b"", _field(client_id)]
     if will_topic:
         flags |= 0x04 | 0x20 | 0x08  # will, retained, QoS 1
-        pieces += (_field(will_topic), _field(will_msg))
     if user:
         flags |= 0x80
-        pieces.append(_field(user))
     if password:
         flags |= 0x40
+    pieces = [b"\x00\x04MQTT\x04" + bytes((flags, keepalive_s >> 8, keepalive_s & 0xFF)), _field(client_id)]
+    if will_topic:
+        pieces += (_field(will_topic), _field(will_msg))
+    if user:
+        pieces.append(_field(user))
+    if password:
         pieces.append(_field(password))
-    pieces[0] = b"\x00\x04MQTT\x04" + bytes((flags, keepalive_s >> 8, keepalive_s & 0xFF))
     return packet(buf, CONNECT, pieces)
 
 

@@ -4,7 +4,6 @@ the HTTP servers, and decides logins and topic access from the service's databas
 (mqtt_access.py), so a printer's credential works the moment the token endpoint has
 handed it out, and dies with the printer."""
 import asyncio
-import hmac
 import logging
 from dataclasses import dataclass
 
@@ -28,23 +27,19 @@ class ServiceAccess(BaseAuthPlugin, BaseTopicPlugin):
     def __init__(self, context):
         super().__init__(context)
         cfg = context.config
-        self._service = (cfg.service_user, cfg.service_password)
         self._store = Store(cfg.db_url, migrate_schema=False)
+        self._rules = access.Rules(self._store.broker_password_ok, cfg.service_user, cfg.service_password)
 
     async def authenticate(self, *, session):
-        user, password = session.username or "", session.password or ""
+        password = session.password or ""
         if isinstance(password, bytes):
             password = password.decode("utf-8", "replace")
-        if user == self._service[0]:
-            return hmac.compare_digest(password, self._service[1])
-        return self._store.broker_password_ok(user, password)
+        return self._rules.login(session.username or "", password)
 
     async def topic_filtering(self, *, session=None, topic=None, action=None):
         if session is None or topic is None:
             return False
-        if session.username == self._service[0]:
-            return access.service_may(str(action), topic)
-        return access.printer_may(session.username, str(action), topic)
+        return self._rules.may(session.username, str(action), topic)
 
     async def close(self):
         self._store.close()

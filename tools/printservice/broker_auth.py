@@ -16,6 +16,7 @@ import json
 import urllib.parse
 
 import anyio.to_thread
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -34,26 +35,8 @@ def mqtt_topic(routing_key):
     return routing_key.replace(".", "/").replace("*", "+")
 
 
-class BrokerRules:
-    """The decisions; password_ok(printer_id, password) asks the database."""
-
-    def __init__(self, password_ok, service_user, service_password):
-        self._password_ok = password_ok
-        self._service = (service_user or "", service_password or "")
-
-    def _is_service(self, username):
-        return bool(self._service[0]) and username == self._service[0]
-
-    def login(self, username, password):
-        if self._is_service(username):
-            return hmac.compare_digest(password.encode(), self._service[1].encode())
-        return self._password_ok(username, password)
-
-    def may(self, username, action, topic):
-        """action: publish or subscribe (MQTT's words)."""
-        if self._is_service(username):
-            return access.service_may(action, topic)
-        return access.printer_may(username, action, topic)
+class BrokerRules(access.Rules):
+    """mqtt_access.Rules, and what RabbitMQ asks besides: resources, and topics as routing keys."""
 
     def rabbit_resource(self, username, vhost, resource, name, permission):
         if vhost != VHOST:
@@ -61,7 +44,7 @@ class BrokerRules:
         if resource == "exchange":  # which topics: asked of rabbit_topic
             return name == EXCHANGE and permission in ("read", "write")
         if resource == "queue":  # the plugin's subscription queue: mqtt-subscription-<client id>qos<n>
-            service = self._is_service(username)
+            service = self.is_service(username)
             prefix = "mqtt-subscription-" + (SERVICE_CLIENT if service else username)
             # the service's client ids are SERVICE_CLIENT and a suffix; a printer's is its id
             return name.startswith(prefix) and (service or name[len(prefix):] in ("qos0", "qos1"))
@@ -107,19 +90,15 @@ def routes(rules, key):
         ok = p.get("action") in ("publish", "subscribe") and rules.may(user, p["action"], p.get("topic", ""))
         return _emqx({"result": "allow" if ok else "deny"})
 
-    async def wrong_key(request):
-        return Response("not found", 404, media_type="text/plain")
-
     async def checked(request):
-        if not hmac.compare_digest(request.path_params["key"].encode(), key.encode()):
-            return await wrong_key(request)
-        kind = request.path_params["kind"]
-        what = request.path_params["what"]
-        if kind == "rabbitmq" and what in ("user", "vhost", "resource", "topic"):
-            return await rabbitmq(request)
-        if kind == "emqx" and what in ("authn", "authz"):
-            return await emqx(request)
-        return await wrong_key(request)
+        # before any of the body is read; the app's 404 closes a connection that sent one
+        kind, what = request.path_params["kind"], request.path_params["what"]
+        if hmac.compare_digest(request.path_params["key"].encode(), key.encode()):
+            if kind == "rabbitmq" and what in ("user", "vhost", "resource", "topic"):
+                return await rabbitmq(request)
+            if kind == "emqx" and what in ("authn", "authz"):
+                return await emqx(request)
+        raise HTTPException(404)
 
     return [Route("/broker/{key}/{kind}/{what}", checked, methods=["GET", "POST"])]
 

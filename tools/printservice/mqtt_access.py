@@ -5,6 +5,7 @@ A printer logs in with username = its printer id and password = its broker crede
 secret the token endpoint hands out with every token (kind 'mqtt' in the tokens table). It is
 not an API token, so a broker that leaks it exposes nothing but one printer's hints. The
 printer may subscribe to its own topic only and publish only to its own status topic."""
+import hmac
 import json
 
 TOPIC = "cloudprint/printers/%s"
@@ -41,6 +42,30 @@ def status_printer(topic):
         if printer_id and "/" not in printer_id and "+" not in printer_id and "#" not in printer_id:
             return printer_id
     return None
+
+
+class Rules:
+    """Logins and topic access for a broker that asks (the embedded one, or a cluster over
+    HTTP: broker_auth.py): printers by password_ok(printer_id, password), which asks the
+    database, and the service's own account by its password."""
+
+    def __init__(self, password_ok, service_user, service_password):
+        self._password_ok = password_ok
+        self._service = (service_user or "", service_password or "")
+
+    def is_service(self, username):
+        return bool(self._service[0]) and username == self._service[0]
+
+    def login(self, username, password):
+        if self.is_service(username):
+            return hmac.compare_digest(password.encode(), self._service[1].encode())
+        return self._password_ok(username, password)
+
+    def may(self, username, action, topic):
+        """action: 'subscribe', 'publish' or 'receive'."""
+        if self.is_service(username):
+            return service_may(action, topic)
+        return printer_may(username, action, topic)
 
 
 def _role(printer_id):
