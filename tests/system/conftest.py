@@ -1,8 +1,6 @@
 import glob
-import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 
 import pytest
@@ -23,8 +21,8 @@ def device_tree(tmp_path_factory):
 
 
 @pytest.fixture
-def service(tmp_path):
-    svc = Service(str(tmp_path / "service"), log=lambda m: None).start()
+def service(tmp_path, database_url):
+    svc = Service(str(tmp_path / "service"), log=lambda m: None, database_url=database_url).start()
     yield svc
     svc.stop()
 
@@ -48,9 +46,8 @@ def escpos_printer(tmp_path):
 
 def service_secrets(service):
     """Every token, code and secret the service knows: none may reach the console."""
-    db = sqlite3.connect(os.path.join(service.data_dir, "service.db"))
-    tokens = [r[0] for r in db.execute("SELECT token FROM tokens")]
-    db.close()
+    with service.store.engine.connect() as c:
+        tokens = [r[0] for r in c.exec_driver_sql("SELECT token FROM tokens")]
     return tokens + [service.client["client_secret"]]
 
 
@@ -139,6 +136,35 @@ def start_secured_mosquitto(tmp_path, port=None):
               + glob.glob("/usr/lib/mosquitto_dynamic_security.so"))[0]
     return start_mosquitto(tmp_path, "user root\nplugin %s\nplugin_opt_config_file %s\n"
                            % (plugin, state), port=port, anonymous=False)
+
+
+BROKER_AUTH_KEY = "broker-auth-key-for-the-tests"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq():
+    """A two-node RabbitMQ cluster for the whole run. It asks a relay who may connect;
+    rabbit_service() points the relay at each test's own service."""
+    from tests.peers.round_robin import RoundRobin
+    from tests.rabbitmq import Cluster
+    relay = RoundRobin(idle_s=30).start()
+    cluster = Cluster("http://127.0.0.1:%d/broker/%s/rabbitmq" % (relay.port, BROKER_AUTH_KEY))
+    cluster.relay = relay
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        relay.stop()
+
+
+def rabbit_service(data_dir, rabbitmq, node=0, **kwargs):
+    """A service (not started) publishing through one node of the cluster and answering
+    the cluster's questions; printers are told that node's address."""
+    svc = Service(data_dir, log=lambda m: None, mqtt_url=rabbitmq.nodes[node].mqtt_url,
+                  mqtt_user="printservice", mqtt_password="service-password-for-the-tests",
+                  broker_auth_key=BROKER_AUTH_KEY, **kwargs)
+    rabbitmq.relay.backends = [("127.0.0.1", int(svc.http_url.rsplit(":", 1)[1]))]
+    return svc
 
 
 @pytest.fixture

@@ -1,23 +1,26 @@
-"""Broker security, on both brokers the service supports: the embedded one (amqtt, which
-asks the service's database) and mosquitto with its dynamic-security plugin (which the
-service fills). A printer logs in with the credential from the token endpoint, reads only its
+"""Broker security, on every broker the service supports: the embedded one (amqtt, which
+asks the service's database), mosquitto with its dynamic-security plugin (which the
+service fills) and a RabbitMQ cluster (which asks the service's broker-auth endpoints). A printer logs in with the credential from the token endpoint, reads only its
 own topic and writes only its own status; a deleted printer cannot log in any more."""
 import json
+import time
 
 import paho.mqtt.client as paho
 import pytest
 
-from tests.system.conftest import DYNSEC_ADMIN, start_secured_mosquitto
+from tests.system.conftest import DYNSEC_ADMIN, rabbit_service, start_secured_mosquitto
 from tools.printservice.server import Service
 from tools.hostrun import wait_for
 from tests.unit.test_service_api import claimed_printer
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", "mosquitto", "rabbitmq"])
 def service(request, tmp_path):
     proc = None
     if request.param == "embedded":
         svc = Service(str(tmp_path / "svc"), log=lambda m: None, broker_port=0)
+    elif request.param == "rabbitmq":
+        svc = rabbit_service(str(tmp_path / "svc"), request.getfixturevalue("rabbitmq"), node=1)
     else:
         proc, port = start_secured_mosquitto(tmp_path)
         svc = Service(str(tmp_path / "svc"), log=lambda m: None, mqtt_url="mqtt://127.0.0.1:%d" % port,
@@ -36,13 +39,15 @@ class Session:
     def __init__(self, url, user, password, will=None):
         host, port = url.split("//")[1].rsplit(":", 1)
         self.got, self.subacks, self.result = [], [], []
-        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-" + user[:8])
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=user)  # as the agent does
         self.c.username_pw_set(user, password)
         if will:
             self.c.will_set(will[0], will[1], qos=1, retain=True)
         self.c.on_connect = lambda c, u, f, rc, p: self.result.append(rc)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload.decode()))
         self.c.on_subscribe = lambda c, u, mid, codes, p: self.subacks.append(codes[0])
+        self.dropped = False  # the broker closed the session (RabbitMQ's answer to a forbidden act)
+        self.c.on_disconnect = lambda c, u, f, rc, p: setattr(self, "dropped", True)
         self.c.connect(host, int(port))
         self.c.loop_start()
         wait_for(lambda: self.result, 10, "the broker's CONNACK")
@@ -52,10 +57,12 @@ class Session:
         return not self.result[0].is_failure
 
     def subscribe(self, topic):
+        """Whether the broker granted it: a failure SUBACK (mosquitto, amqtt) or a closed
+        session (RabbitMQ) is a refusal."""
         n = len(self.subacks)
         self.c.subscribe(topic, qos=1)
-        wait_for(lambda: len(self.subacks) > n, 10, "the SUBACK for " + topic)
-        return not self.subacks[-1].is_failure
+        wait_for(lambda: len(self.subacks) > n or self.dropped, 10, "the SUBACK for " + topic)
+        return not self.dropped and not self.subacks[-1].is_failure
 
     def close(self):
         self.c.loop_stop()
@@ -77,6 +84,14 @@ def broker_login(svc, tok, printer_id, will=None):
     return holder[0]
 
 
+def again_if_dropped(service, session, tok, printer_id):
+    """The session, or a new one where the broker closed it for a forbidden act."""
+    if not session.dropped:
+        return session
+    session.close()
+    return broker_login(service, tok, printer_id)
+
+
 def test_a_printer_reads_only_its_own_topic_and_writes_only_its_status(service):
     a_id, a_tok, owner, _ = claimed_printer(service)
     b_id, b_tok, _, _ = claimed_printer(service)
@@ -85,13 +100,18 @@ def test_a_printer_reads_only_its_own_topic_and_writes_only_its_status(service):
     b = broker_login(service, b_tok, b_id)
     try:
         assert a.subscribe("cloudprint/printers/" + a_id)
-        assert not a.subscribe("cloudprint/printers/" + b_id)  # printer A cannot read B's hints
-        assert not a.subscribe("cloudprint/printers/#")
+        for forbidden in (b_id, "#", "+"):  # printer A cannot read B's hints
+            assert not a.subscribe("cloudprint/printers/" + forbidden)
+            a = again_if_dropped(service, a, a_tok, a_id)
         assert b.subscribe("cloudprint/printers/" + b_id)
         # A may not speak for the service or for B: the broker drops both
-        a.c.publish("cloudprint/printers/" + b_id, b_id, qos=1).wait_for_publish(5)
-        a.c.publish("cloudprint/printers/" + b_id + "/status", "offline", qos=1).wait_for_publish(5)
+        for topic, text in (("cloudprint/printers/" + b_id, b_id), ("cloudprint/printers/%s/status" % b_id, "offline")):
+            a.c.publish(topic, text, qos=1)
+            time.sleep(0.3)
+            a = again_if_dropped(service, a, a_tok, a_id)
+        assert a.subscribe("cloudprint/printers/" + a_id)
         a.c.publish("cloudprint/printers/" + a_id + "/status", "online", qos=1).wait_for_publish(5)
+        assert not b.dropped
         owner.submit(b_id, b"^XA^XZ", "application/x-zpl")
         wait_for(lambda: b.got, 10, "the service's hint to B")
         owner.submit(a_id, b"^XA^XZ", "application/x-zpl")
@@ -116,7 +136,11 @@ def test_the_service_learns_each_printers_presence_from_its_status_and_last_will
         a.c.publish(status % a_id, "online", qos=1, retain=True).wait_for_publish(5)
         wait_for(lambda: presence(a_id) == presence(b_id) == "online", 10, "both printers online")
         before = service.store.printer(a_id)["presence_ms"]  # read first: the status may be in at once
-        a.c.publish(status % b_id, "offline", qos=1).wait_for_publish(5)  # not A's to say: dropped
+        a.c.publish(status % b_id, "offline", qos=1)  # not A's to say: dropped
+        time.sleep(0.3)
+        if a.dropped:  # with the session (RabbitMQ): its will is said, and it comes back
+            a.close()
+            a = broker_login(service, a_tok, a_id, will=(status % a_id, "offline"))
         a.c.publish(status % a_id, "online", qos=1, retain=True).wait_for_publish(5)
         wait_for(lambda: service.store.printer(a_id)["presence_ms"] > before, 10, "A's second status")
         assert presence(b_id) == "online"

@@ -3,6 +3,8 @@ import json
 import os
 import time
 
+import pytest
+
 from tools.hostrun import claim, claimed_flash, provision, wait_for, wait_job, zpl_labels
 from tools.printservice import certs
 
@@ -11,6 +13,7 @@ def registers(service):
     return [r for r in service.seen if r["interface"] == "register"]
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_zpl_chain_over_verified_https_from_source(tmp_path, service, owner, zpl_printer, agents):
     flash = str(tmp_path / "flash")
     provision(flash, service)
@@ -51,9 +54,8 @@ def test_zpl_chain_over_verified_https_from_source(tmp_path, service, owner, zpl
 
     # Access tokens live in RAM only.
     flash_bytes = b"".join(open(os.path.join(flash, n), "rb").read() for n in os.listdir(flash))
-    import sqlite3
-    db = sqlite3.connect(os.path.join(service.data_dir, "service.db"))
-    access = [r[0] for r in db.execute("SELECT token FROM tokens WHERE kind='access'")]
+    with service.store.engine.connect() as c:
+        access = [r[0] for r in c.exec_driver_sql("SELECT token FROM tokens WHERE kind='access'")]
     assert access and not any(a.encode() in flash_bytes for a in access)
 
     # After a reboot it goes straight to work: no new registration.

@@ -5,9 +5,7 @@ import http.client
 import http.cookiejar
 import io
 import json
-import os
 import re
-import sqlite3
 import ssl
 import urllib.error
 import urllib.parse
@@ -96,7 +94,8 @@ def claimed_by(svc, browser):
 
 
 def db(svc):
-    return sqlite3.connect(os.path.join(svc.data_dir, "service.db"))
+    """The service's database as it stands, whichever engine holds it."""
+    return svc.store.engine.connect()
 
 
 def test_sign_up_is_by_invitation_unless_the_operator_opens_it(svc, tmp_path):
@@ -130,9 +129,9 @@ def test_an_invitation_makes_one_account_once_and_the_password_is_kept_as_argon2
                                                            "password2": PASSWORD})
     assert again[0] == 400 and b"used or has expired" in again[2]
     with db(svc) as c:
-        (stored,), = c.execute("SELECT password_hash FROM users WHERE email='new@example.com'")
-        sessions = [r[0] for r in c.execute("SELECT id_hash FROM sessions")]
-        invitations = [r[0] for r in c.execute("SELECT token_hash FROM invitations")]
+        (stored,), = c.exec_driver_sql("SELECT password_hash FROM users WHERE email='new@example.com'")
+        sessions = [r[0] for r in c.exec_driver_sql("SELECT id_hash FROM sessions")]
+        invitations = [r[0] for r in c.exec_driver_sql("SELECT token_hash FROM invitations")]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert b.cookie().value not in sessions and token not in invitations  # only their hashes
 

@@ -7,11 +7,14 @@ from tools.hostrun import serve_until_signalled
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.printservice",
-                                 description="GCP 2.0 compatible print service (HTTPS, SQLite)")
-    ap.add_argument("--data", required=True, help="data directory (database, certificates, keys)")
+                                 description="GCP 2.0 compatible print service (HTTPS; SQLite or PostgreSQL)")
+    ap.add_argument("--data", required=True, help="data directory (database, certificates, keys; a "
+                    "database.url file in it names a PostgreSQL database instead of SQLite there)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--public-host", help="host name printers use to reach the service (in URLs)")
     ap.add_argument("--https-port", type=int, default=8443)
+    ap.add_argument("--public-port", type=int, help="the HTTPS port printers and apps reach, when "
+                    "a load balancer in front of several replicas listens on another")
     ap.add_argument("--http-port", type=int, help="also serve plain HTTP on this port (off by default: "
                     "tokens and API keys would cross the network in the clear)")
     ap.add_argument("--client-id", default="cloudprint-agent", help="the OAuth client id printers use")
@@ -61,7 +64,8 @@ def main(argv=None):
                       broker_port=args.broker_port if embedded else None,
                       broker_tls_port=args.broker_tls_port if embedded else None,
                       owner_email=args.owner_email, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                      tls_ca=args.tls_ca, open_signup=args.open_signup, broker_auth_key=auth_key)
+                      tls_ca=args.tls_ca, open_signup=args.open_signup, broker_auth_key=auth_key,
+                      public_port=args.public_port)
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit("printservice: cannot start: %s" % e)
     svc.start()

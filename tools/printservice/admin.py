@@ -46,7 +46,11 @@ def main(argv=None):
     if not os.path.isdir(args.data):
         print("error: no data directory %s" % args.data, file=sys.stderr)
         return 1
-    store = Store(data_dir_url(args.data))
+    try:
+        store = Store(data_dir_url(args.data))
+    except (ValueError, OSError) as e:
+        print("error: cannot open the database: %s" % e, file=sys.stderr)
+        return 1
     accounts = Accounts(store)
     try:
         if args.cmd == "accounts":

@@ -928,6 +928,7 @@ class Api:
         with self.store.tx() as s:
             expired = s.expire_jobs(now)
             s.purge_sessions(now)
+            s.purge_rate(now)
             s.purge_idempotency_keys(now - IDEMPOTENCY_WINDOW_MS)
         self.webhooks.maintain()
         if expired:

@@ -8,6 +8,7 @@ account is that plugin's admin: the service then creates one broker client per p
 deletes it with the printer), and re-sends the whole list after every (re)connect, so a broker
 that lost its state is repaired. The embedded broker (broker.py) reads the database instead."""
 import json
+import secrets
 import ssl
 import urllib.parse
 
@@ -16,6 +17,7 @@ import paho.mqtt.client as paho
 from tools.printservice import mqtt_access as access
 
 TOPIC = access.TOPIC
+CLIENT_PREFIX = "printservice-push-"  # and a random suffix (broker_auth.SERVICE_CLIENT is the prefix)
 
 
 class Push:
@@ -36,7 +38,8 @@ class Push:
         self._dynsec = dynsec
         self._grants = grants
         self._presence = presence
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="printservice-push")
+        # a client id of its own per replica: two sessions under one id throw each other off
+        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=CLIENT_PREFIX + secrets.token_hex(4))
         if username:
             self._client.username_pw_set(username, password)
         if u.scheme == "mqtts":

@@ -32,7 +32,8 @@ class Service:
                  access_ttl_s=3600, public_host=None, log=print, mqtt_url=None, mqtt_ca=None,
                  mqtt_user=None, mqtt_password=None, mqtt_dynsec=False, broker_port=None,
                  broker_tls_port=None, api_class=Api, database_url=None, owner_email=None,
-                 tls_cert=None, tls_key=None, tls_ca=None, open_signup=False, broker_auth_key=None):
+                 tls_cert=None, tls_key=None, tls_ca=None, open_signup=False, broker_auth_key=None,
+                 public_port=None):
         """Push: mqtt_url names an external broker (mqtt_user/mqtt_password: the service's
         account there; mqtt_dynsec: it is mosquitto's dynamic-security admin, see push.py);
         broker_port (0 = any free port) starts the embedded broker instead. database_url:
@@ -41,8 +42,11 @@ class Service:
         tls_cert, tls_key, tls_ca: an operator's certificate chain, its key and the root the
         printers must trust, instead of the service's own CA. open_signup: anyone who reaches
         the console may make an account (else only with an invitation). broker_auth_key: serve
-        the endpoints a clustered broker asks who may connect (broker_auth.py) under this key."""
+        the endpoints a clustered broker asks who may connect (broker_auth.py) under this key.
+        public_port: the HTTPS port printers reach, when it is not this one (replicas behind
+        a load balancer: every URL the service hands out names the balancer)."""
         os.makedirs(data_dir, exist_ok=True)
+        os.chmod(data_dir, 0o700)  # keys and certificates, whichever engine holds the data
         self.data_dir = data_dir
         self.log = log
         self.database_url = database_url or data_dir_url(data_dir)
@@ -68,6 +72,8 @@ class Service:
         name = public_host or host
         urls = {scheme: "%s://%s:%d" % (scheme, name, sock.getsockname()[1])
                 for scheme, sock in self._sockets.items()}
+        if public_port:
+            urls["https"] = "https://%s:%d" % (name, public_port)
         self.http_url = urls.get("http")
         self.https_url = urls["https"]
         self.broker = None

@@ -14,6 +14,7 @@ import alembic.command
 import alembic.config
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 
 TERMINAL = ("DONE", "ABORTED")
 Conflict = sa.exc.IntegrityError  # a row that a unique key already has, on any engine
@@ -23,6 +24,7 @@ CHUNK = 64 * 1024  # bytes of a job file per row
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 10
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+ENGINES = ("sqlite", "postgresql")  # what the migrations and the upserts are written for
 BASELINE = "0001"  # the schema every database made before migrations has
 
 metadata = sa.MetaData()
@@ -200,6 +202,7 @@ def private_file(path):
 
 
 DB_FILE = "service.db"  # in the data directory
+URL_FILE = "database.url"  # in the data directory: the database is elsewhere, at this URL
 OLD_DB_FILE = "cloudsim.db"  # its name before the service had one of its own
 
 
@@ -208,7 +211,17 @@ def sqlite_url(path):
 
 
 def data_dir_url(data_dir):
-    """The database of a data directory (one from before the rename is taken over)."""
+    """The database of a data directory: the URL in its database.url (a fleet's shared
+    PostgreSQL; the file may hold a password, so it is kept 0600), else SQLite in the
+    directory (a database from before the rename is taken over)."""
+    path = os.path.join(data_dir, URL_FILE)
+    if os.path.exists(path):
+        os.chmod(path, 0o600)
+        with open(path) as f:
+            url = f.read().strip()
+        if not url.startswith(tuple(e + ":" for e in ENGINES) + tuple(e + "+" for e in ENGINES)):
+            raise ValueError("%s must hold one database URL, postgresql+psycopg://USER@HOST/DB" % path)
+        return url
     adopt_database(os.path.join(data_dir, OLD_DB_FILE), os.path.join(data_dir, DB_FILE))
     return sqlite_url(os.path.join(data_dir, DB_FILE))
 
@@ -227,7 +240,8 @@ def adopt_database(old, new):
 
 def _engine(url):
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        # as many connections as SQLite's pool below: each request thread may hold one
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=32)
     path = url.split("///", 1)[1]
     # SQLite gives the -wal and -shm files the database file's mode: make that 0600
     # before the first connect, and keep the data directory to its owner.
@@ -489,16 +503,21 @@ class Tx:
         where = [jobs.c.state_type == "QUEUED", jobs.c.expires_ms < now]
         if printer_id is not None:
             where.append(jobs.c.printer_id == printer_id)
-        ids = self.c.execute(sa.select(jobs.c.id).where(*where)).scalars().all()
-        if ids:
-            self.c.execute(jobs.update().where(jobs.c.id.in_(ids)).values(
-                state=json.dumps(EXPIRED), state_type="ABORTED", update_ms=now))
-            for job_id in ids:
-                self._event(job_id, "ABORTED", "EXPIRED", t=now)
+        # one statement that checks and changes: a job a printer started meanwhile, or that
+        # another replica expired, is left alone (PostgreSQL re-checks the condition on a
+        # row another transaction changed before it commits this one)
+        ids = self.c.execute(jobs.update().where(*where).values(
+            state=json.dumps(EXPIRED), state_type="ABORTED", update_ms=now).returning(jobs.c.id)).scalars().all()
+        for job_id in ids:
+            self._event(job_id, "ABORTED", "EXPIRED", t=now)
         return ids
 
     def purge_idempotency_keys(self, before):
         self.c.execute(idempotency_keys.delete().where(idempotency_keys.c.created_ms < before))
+
+    def purge_rate(self, now):
+        """Rate-limit counts of windows that have ended."""
+        self.c.execute(rate.delete().where(rate.c.ends_ms <= now))
 
     def purge_sessions(self, now):
         self.c.execute(sessions.delete().where(sessions.c.expires_ms < now))
@@ -550,9 +569,13 @@ class Tx:
 
 class Store:
     def __init__(self, url, migrate_schema=True):
-        """url: an SQLAlchemy database URL (sqlite_url(path) for a file). A second Store on
+        """url: an SQLAlchemy database URL (sqlite_url(path) for a file, or
+        postgresql+psycopg://user@host/db for a fleet's shared database). A second Store on
         the same database (the embedded broker's) leaves the schema to the first."""
         self.engine = _engine(url)
+        if self.engine.dialect.name not in ENGINES:
+            self.engine.dispose()
+            raise ValueError("the database must be one of %s, not %s" % (", ".join(ENGINES), self.engine.dialect.name))
         if migrate_schema:
             migrate(self.engine)
 
@@ -588,16 +611,19 @@ class Store:
 
     def allow(self, bucket, limit, window_ms):
         """Count one hit in bucket; False when it is over limit hits in this window. Kept
-        in the database, so every replica sees the same counts."""
-        now = now_ms()
-        ends = (now // window_ms + 1) * window_ms
+        in the database, so every replica sees the same counts: one upsert, so two first
+        hits at once (on any replica) both count and neither fails on the key."""
+        ends = (now_ms() // window_ms + 1) * window_ms
+        q = _statement(("allow", self.engine.dialect.name), lambda: self._upsert_hit())
         with self.tx() as s:
-            s.c.execute(rate.delete().where(rate.c.ends_ms <= now))
-            if not s.c.execute(rate.update().where(rate.c.bucket == bucket, rate.c.ends_ms == ends)
-                               .values(hits=rate.c.hits + 1)).rowcount:
-                s.insert("rate", bucket=bucket, ends_ms=ends, hits=1)
-            hits = s.get("rate", bucket=bucket, ends_ms=ends)["hits"]
+            hits = s.c.execute(q, {"bucket": bucket, "ends_ms": ends, "hits": 1}).scalar_one()
         return hits <= limit
+
+    def _upsert_hit(self):
+        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[self.engine.dialect.name]
+        q = insert(rate)
+        return q.on_conflict_do_update(index_elements=[rate.c.bucket, rate.c.ends_ms],
+                                       set_={"hits": rate.c.hits + 1}).returning(rate.c.hits)
 
     def hits(self, bucket, window_ms):
         """The hits counted in bucket in this window (see allow)."""
