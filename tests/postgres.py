@@ -9,13 +9,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 
 import sqlalchemy as sa
+
+from tests.system.conftest import free_port
 
 START_TIMEOUT_S = 30
 TEMPLATE = "printservice_template"
@@ -27,12 +28,6 @@ def binaries():
     return os.path.dirname(found[-1]) if found else None
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Postgres:
     """A running cluster: url(db) for SQLAlchemy, fresh_database() for a test's own copy
     of the migrated template."""
@@ -41,7 +36,7 @@ class Postgres:
         self.bin = binaries()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="pg-")  # not under pytest's tmp: that is 0700 to root
         self._as = []
         if os.geteuid() == 0:

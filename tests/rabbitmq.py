@@ -2,6 +2,7 @@
 with its MQTT plugin and rabbitmq_auth_backend_http asking the print service who may
 connect, joined by classic-config peer discovery. Each node has its own directories
 under a throwaway base; the nodes share an Erlang cookie there, never the system's."""
+import json
 import os
 import secrets
 import shutil
@@ -9,6 +10,8 @@ import socket
 import subprocess
 import tempfile
 import time
+
+from tests.system.conftest import free_port
 
 BIN = "/usr/lib/rabbitmq/bin"
 START_TIMEOUT_S = 90
@@ -19,17 +22,11 @@ def installed():
     return os.path.exists(os.path.join(BIN, "rabbitmq-server"))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Node:
     def __init__(self, cluster, name):
         self.name = name + "@localhost"
         self.dir = os.path.join(cluster.base, name)
-        self.mqtt_port, self.amqp_port, self.dist_port = _free_port(), _free_port(), _free_port()
+        self.mqtt_port, self.amqp_port, self.dist_port = free_port(), free_port(), free_port()
         self.proc = None
         self.env = dict(os.environ, HOME=cluster.base, RABBITMQ_NODENAME=self.name,
                         RABBITMQ_CONFIG_FILE=os.path.join(self.dir, "rabbitmq.conf"),
@@ -116,8 +113,7 @@ class Cluster:
 
     def joined(self):
         status = self.nodes[0].ctl("cluster_status", "--formatter", "json")
-        return status.returncode == 0 and all(n.name in status.stdout.split('"running_nodes"')[-1]
-                                              for n in self.nodes)
+        return status.returncode == 0 and set(json.loads(status.stdout)["running_nodes"]) == {n.name for n in self.nodes}
 
     def stop(self):
         for node in self.nodes:

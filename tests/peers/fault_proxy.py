@@ -15,41 +15,25 @@ import struct
 import threading
 import time
 
+from tests.peers.listener import Listener
+
 PIECE = 16384
 
 
-class FaultProxy:
+class FaultProxy(Listener):
     def __init__(self, upstream_host, upstream_port):
+        super().__init__()
         self._upstream = (upstream_host, upstream_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
         self.plans = collections.deque()
         self.taken = []  # the plans connections took, in order
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
 
-    def start(self):
-        self._thread.start()
-        return self
+    def _accepted(self, agent):
+        plan = self.plans.popleft() if self.plans else None
+        if plan is not None:
+            self.taken.append(plan)
+        return agent, plan
 
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self._listener.close()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                agent, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            plan = self.plans.popleft() if self.plans else None
-            if plan is not None:
-                self.taken.append(plan)
-            threading.Thread(target=self._relay, args=(agent, plan), daemon=True).start()
-
-    def _relay(self, agent, plan):
+    def _serve(self, agent, plan):
         try:
             service = socket.create_connection(self._upstream, 10)
         except OSError:

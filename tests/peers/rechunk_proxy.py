@@ -10,48 +10,29 @@ tokens still work."""
 import json
 import socket
 import ssl
-import threading
 import urllib.parse
 
 import h11
 
+from tests.peers.listener import Listener
+
 CHUNK_SIZES = (1, 7, 2, 13, 3, 64, 5)  # uneven, and many smaller than any field
 
 
-class RechunkProxy:
+class RechunkProxy(Listener):
     def __init__(self, upstream_url, cert, key):
+        super().__init__()
         u = urllib.parse.urlsplit(upstream_url)
         self._upstream = (u.hostname, u.port)
         self._upstream_base = upstream_url.rstrip("/")
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ctx.load_cert_chain(cert, key)
-        self.url = "https://127.0.0.1:%d" % self._listener.getsockname()[1]
+        self.url = "https://127.0.0.1:%d" % self.port
         self.replies = []  # (path, status, number of chunks)
         self._deleted = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def gcp_deleted(self, printer_id):
         self._deleted.add(printer_id)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
-        self._listener.close()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                raw, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
     def _serve(self, raw):
         try:

@@ -3,43 +3,24 @@ backends in turn, below TLS (the replicas share one certificate). A backend that
 the connection is skipped for the next, as a balancer's health check would. A connection
 idle for idle_s is closed, as balancers do (here short, so a client that keeps its
 connection alive between polls still moves from replica to replica)."""
-import time
 import socket
 import threading
+import time
+
+from tests.peers.listener import Listener
 
 PIECE = 16384
 CONNECT_TIMEOUT_S = 2
 
 
-class RoundRobin:
+class RoundRobin(Listener):
     def __init__(self, backends=(), idle_s=0.5):
+        super().__init__()
         self.idle_s = idle_s
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
         self.backends = list(backends)  # (host, port); may be set after the port is known
         self.served = {}  # backend -> connections it took
         self._next = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self._listener.close()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
 
     def _upstream(self):
         with self._lock:
@@ -55,7 +36,7 @@ class RoundRobin:
             return up
         return None
 
-    def _relay(self, client):
+    def _serve(self, client):
         up = self._upstream()
         if up is None:
             client.close()

@@ -84,12 +84,13 @@ def broker_login(svc, tok, printer_id, will=None):
     return holder[0]
 
 
-def again_if_dropped(service, session, tok, printer_id):
-    """The session, or a new one where the broker closed it for a forbidden act."""
+def again_if_dropped(service, session, tok, printer_id, will=None):
+    """The session, or a new one where the broker closed it for a forbidden act (RabbitMQ;
+    the old session's will is said)."""
     if not session.dropped:
         return session
     session.close()
-    return broker_login(service, tok, printer_id)
+    return broker_login(service, tok, printer_id, will)
 
 
 def test_a_printer_reads_only_its_own_topic_and_writes_only_its_status(service):
@@ -138,9 +139,7 @@ def test_the_service_learns_each_printers_presence_from_its_status_and_last_will
         before = service.store.printer(a_id)["presence_ms"]  # read first: the status may be in at once
         a.c.publish(status % b_id, "offline", qos=1)  # not A's to say: dropped
         time.sleep(0.3)
-        if a.dropped:  # with the session (RabbitMQ): its will is said, and it comes back
-            a.close()
-            a = broker_login(service, a_tok, a_id, will=(status % a_id, "offline"))
+        a = again_if_dropped(service, a, a_tok, a_id, will=(status % a_id, "offline"))
         a.c.publish(status % a_id, "online", qos=1, retain=True).wait_for_publish(5)
         wait_for(lambda: service.store.printer(a_id)["presence_ms"] > before, 10, "A's second status")
         assert presence(b_id) == "online"

@@ -9,7 +9,7 @@ from tests.peers.round_robin import RoundRobin
 from tests.replicas import ROOT, Replica, copy_data_dir, first_data_dir
 from tests.system.conftest import DYNSEC_ADMIN, free_port, start_secured_mosquitto
 from tests.unit.test_web_console import PASSWORD, Browser
-from tests.unit.test_webhooks import Receiver
+from tests.unit.test_webhooks import Receiver, add_webhook
 from tools.hostrun import Agent, claim, provision, wait_for, wait_job
 from tools.printservice.client import Client
 from tools.printservice import store
@@ -54,9 +54,10 @@ def test_two_replicas_print_every_job_once_and_one_may_die(tmp_path, postgres, z
         agent = Agent(flash, zpl_printer.address)
         claim(agent, owner2)  # registered through one replica or the other, claimed through the second
         wait_for(lambda: os.path.exists(os.path.join(flash, "credentials.json")), 15, "credentials")
-        printer_id = agent.wait_line(r"agent .* up: zpl printer") and owner2.printers()[0]["id"]
-        hook = _add_webhook(r1.http_url, key, receiver.url)
-        assert hook["url"] == receiver.url
+        agent.wait_line(r"agent .* up: zpl printer")
+        printer_id = owner2.printers()[0]["id"]
+        # a replica has the http_url and owner_key the helper uses
+        assert add_webhook(r1, receiver.url)["url"] == receiver.url
 
         labels = [b"^XA^FDreplica job %d^FS^XZ" % i for i in range(6)]
         before = [owner1.submit(printer_id, label, "application/x-zpl", "before %d" % i)
@@ -95,18 +96,6 @@ def test_two_replicas_print_every_job_once_and_one_may_die(tmp_path, postgres, z
         receiver.close()
         broker.terminate()
         broker.wait(5)
-
-
-def _add_webhook(base, key, url):
-    import base64
-    import json
-    import urllib.request
-    req = urllib.request.Request(base + "/printnode/webhooks", data=json.dumps({"url": url}).encode(), headers={
-        "Authorization": "Basic " + base64.b64encode((key + ":").encode()).decode(),
-        "Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 201
-        return json.loads(r.read())
 
 
 def _done_events(receiver):

@@ -614,7 +614,7 @@ class Store:
         in the database, so every replica sees the same counts: one upsert, so two first
         hits at once (on any replica) both count and neither fails on the key."""
         ends = (now_ms() // window_ms + 1) * window_ms
-        q = _statement(("allow", self.engine.dialect.name), lambda: self._upsert_hit())
+        q = _statement(("allow", self.engine.dialect.name), self._upsert_hit)
         with self.tx() as s:
             hits = s.c.execute(q, {"bucket": bucket, "ends_ms": ends, "hits": 1}).scalar_one()
         return hits <= limit
