@@ -32,7 +32,9 @@ class Postgres:
     """A running cluster: url(db) for SQLAlchemy, fresh_database() for a test's own copy
     of the migrated template."""
 
-    def __init__(self):
+    def __init__(self, durable=False):
+        """durable: PostgreSQL's own defaults (every commit synced), as a benchmark must
+        compare; by default a test cluster trades durability for speed."""
         self.bin = binaries()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (Debian: apt-get install postgresql)")
@@ -45,10 +47,10 @@ class Postgres:
             self._as = ["runuser", "-u", "postgres", "--"]
         self.data = os.path.join(self.dir, "data")
         self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        # durability is the server's job in production; a test cluster trades it for speed
-        opts = ("-c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400 "
+        opts = ("-c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=400 "
                 "-c shared_buffers=64MB" % self.dir)
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
                   "-t", str(START_TIMEOUT_S), "-o", "-p %d %s" % (self.port, opts), "start")
         self._admin = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT",
@@ -85,6 +87,11 @@ class Postgres:
                     raise
                 time.sleep(0.1)
         return self.url(name)
+
+    def pid(self):
+        """The server's main process."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            return int(f.readline())
 
     def stop(self):
         self._admin.dispose()

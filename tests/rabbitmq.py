@@ -83,7 +83,8 @@ class Node:
 
 class Cluster:
     """nodes RabbitMQ nodes in one cluster; auth_base: the URL the endpoint names follow
-    (the service's <base>/broker/<key>/rabbitmq)."""
+    (the service's <base>/broker/<key>/rabbitmq), or a list of them, one per node (each node
+    asking the replica beside it)."""
 
     def __init__(self, auth_base, nodes=2):
         if not installed():
@@ -94,8 +95,9 @@ class Cluster:
             f.write(secrets.token_hex(16))
         os.chmod(cookie, 0o400)
         self.nodes = [Node(self, "rmq%d_%s" % (i + 1, os.path.basename(self.base)[-6:])) for i in range(nodes)]
-        for node in self.nodes:
-            node.configure(auth_base, [n.name for n in self.nodes])
+        bases = auth_base if isinstance(auth_base, list) else [auth_base] * nodes
+        for node, base in zip(self.nodes, bases):
+            node.configure(base, [n.name for n in self.nodes])
 
     def start(self):
         try:

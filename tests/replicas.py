@@ -37,6 +37,14 @@ class Replica:
             self.lines.append(line)
 
     @property
+    def https_url(self):
+        return "https://127.0.0.1:%d" % self.https_port
+
+    @property
+    def certs(self):
+        return {"ca_der": os.path.join(self.data_dir, "ca.der")}
+
+    @property
     def owner_key(self):
         with open(os.path.join(self.data_dir, "owner.key")) as f:
             return f.read().strip()

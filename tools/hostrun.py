@@ -39,13 +39,15 @@ def serve_until_signalled(stop):
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
+    """predicate()'s first true value within timeout s; what names it in the failure (a
+    callable is asked then, so the failure shows the state at the end of the wait)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what() if callable(what) else what))
 
 
 def provision(flash_dir, service, https=True, **overrides):
@@ -103,7 +105,7 @@ class Agent:
                 raise AssertionError("agent exited (%s) before %r:\n%s"
                                      % (self.proc.returncode, pattern, self.output))
             return None
-        return wait_for(seen, timeout, "agent line %r; output so far:\n%s" % (pattern, self.output))
+        return wait_for(seen, timeout, lambda: "agent line %r; output:\n%s" % (pattern, self.output))
 
     def type(self, line):
         """Type a line on the agent's serial console."""

@@ -230,3 +230,25 @@ def test_the_embedded_broker_drops_a_socket_that_never_sends_connect(tmp_path):
         broker_login(svc, tok, pid).close()
     finally:
         svc.stop()
+
+
+def test_a_retained_message_reaches_only_the_printer_whose_topic_it_is(service):
+    # the embedded broker looks a retained message up by its topic instead of scanning all
+    a_id, a_tok, _, _ = claimed_printer(service)
+    b_id, b_tok, _, _ = claimed_printer(service)
+    wait_for(service.push._client.is_connected, 10, "the service's own session")
+    service.push._client.publish("cloudprint/printers/" + a_id, "kept for a", qos=1, retain=True).wait_for_publish(5)
+    b = broker_login(service, b_tok, b_id)
+    a = None
+    try:
+        assert b.subscribe("cloudprint/printers/" + b_id)
+        a = broker_login(service, a_tok, a_id)
+        assert a.subscribe("cloudprint/printers/" + a_id)
+        wait_for(lambda: a.got, 10, "the retained message")
+        time.sleep(0.5)
+        assert a.got == [("cloudprint/printers/" + a_id, "kept for a")]
+        assert b.got == []
+    finally:
+        b.close()
+        if a is not None:
+            a.close()

@@ -141,3 +141,28 @@ def test_reads_do_not_wait_for_a_long_write(tmp_path):
         assert s.get("users", email="b@example.com") is not None
     finally:
         s.close()
+
+
+def test_a_second_store_in_one_process_keeps_the_first_ones_locks(tmp_path):
+    # the service and its embedded broker each open a Store on one SQLite file; another
+    # process (the admin command) that writes and closes must still see them as users of
+    # it, or it deletes the WAL under their open connections ("disk I/O error")
+    import subprocess
+    import sys
+    path = str(tmp_path / "shared.db")
+    first = Store(sqlite_url(path))
+    second = None
+    try:
+        first.insert("users", email="a@example.com")  # a pooled connection stays open
+        second = Store(sqlite_url(path), migrate_schema=False)
+        assert second.get("users", email="a@example.com") is not None
+        other = ("import sqlite3; c = sqlite3.connect(%r); c.execute('PRAGMA journal_mode=WAL'); "
+                 "c.execute(\"INSERT INTO users (email) VALUES ('b@example.com')\"); c.commit(); c.close()" % path)
+        subprocess.run([sys.executable, "-c", other], check=True, timeout=30)
+        assert os.path.exists(path + "-wal")  # the other process knew it was not the last
+        first.insert("users", email="c@example.com")
+        assert {r["email"] for r in second.all("users")} == {"a@example.com", "b@example.com", "c@example.com"}
+    finally:
+        if second is not None:
+            second.close()
+        first.close()

@@ -615,11 +615,17 @@ class Api:
 
     def set_presence(self, printer_id, presence):
         """The broker's retained status of a printer ("online", or its last will "offline")."""
+        self.set_presences([(printer_id, presence)])
+
+    def set_presences(self, changes):
+        """Several printers' statuses, [(printer id, presence)], in one transaction (a fleet
+        reconnecting after a broker restart sends thousands at once)."""
         with self.store.tx() as s:
-            before = s.printer(printer_id)
-            s.set_presence(printer_id, presence)
-            if before is not None:
-                self._printer_event(s, before, s.printer(printer_id))
+            for printer_id, presence in changes:
+                before = s.printer(printer_id)
+                s.set_presence(printer_id, presence)
+                if before is not None:
+                    self._printer_event(s, before, s.printer(printer_id))
 
     def _printer_event(self, s, before, after):
         """A printer.state event for the owner's webhooks when what a person is told of the

@@ -8,7 +8,9 @@ import logging
 from dataclasses import dataclass
 
 from amqtt.broker import Broker
+from amqtt.contexts import Action
 from amqtt.errors import NoDataError
+from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from tools.printservice import mqtt_access as access
@@ -61,6 +63,61 @@ class GuardedBroker(Broker):
             await writer.close()
             raise NoDataError("no CONNECT within %d s from %s:%s" % (CONNECT_TIMEOUT_S, remote_address,
                                                                      remote_port))
+
+    # amqtt matches every message against every filter any session holds, which for a
+    # fleet is a scan of thousands per hint. Only a message's own topic and the filters with
+    # wildcards can match it, so the wildcard filters are kept aside and only those and the
+    # topic itself are looked at; what is done for each match is amqtt's rule.
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._wildcards = set()
+
+    async def add_subscription(self, subscription, session):
+        code = await super().add_subscription(subscription, session)
+        if "+" in subscription[0] or "#" in subscription[0]:
+            self._wildcards.add(subscription[0])
+        return code
+
+    def _filters_for(self, topic):
+        self._wildcards.intersection_update(self._subscriptions)  # filters nobody holds any more
+        return [topic] + sorted(self._wildcards)
+
+    async def _run_broadcast(self, running_tasks):
+        broadcast = await self._broadcast_queue.get()
+        topic = broadcast["topic"]
+        for topic_filter in self._filters_for(topic):
+            subscriptions = self._subscriptions.get(topic_filter)
+            if not subscriptions or not self._matches(topic, topic_filter):
+                continue
+            for target, sub_qos in list(subscriptions):
+                qos = broadcast.get("qos", sub_qos)
+                if not await self._topic_filtering(target, topic=topic, action=Action.RECEIVE):
+                    continue
+                if target.transitions.state != "connected":
+                    # kept only for a persistent session, at QoS 1 or 2 [MQTT 3.1.2.4]
+                    if not target.clean_session and qos in (QOS_1, QOS_2) and not target.is_anonymous:
+                        await self._retain_broadcast_message(broadcast, qos, target)
+                    continue
+                handler = self._get_handler(target)
+                if handler:
+                    running_tasks.append(asyncio.ensure_future(
+                        handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)))
+
+    async def _publish_retained_messages_for_subscription(self, subscription, session):
+        """amqtt calls this on every connect for every filter any session holds, and scans
+        every retained message for each: a fleet's connects would cost the square of its
+        size. Only the session's own filters can match, and an exact filter matches at
+        most the one message retained under its own name."""
+        topic_filter, qos = subscription
+        if all(s is not session for s, _ in self._subscriptions.get(topic_filter, ())):
+            return
+        if "+" in topic_filter or "#" in topic_filter:
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+            return
+        retained = self._retained_messages.get(topic_filter)
+        handler = self._get_handler(session)
+        if retained is not None and handler is not None:
+            await handler.mqtt_publish(retained.topic, retained.data, min(qos, retained.qos or qos), retain=True)
 
 
 class EmbeddedBroker:

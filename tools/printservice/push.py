@@ -10,6 +10,7 @@ that lost its state is repaired. The embedded broker (broker.py) reads the datab
 import json
 import secrets
 import ssl
+import threading
 import urllib.parse
 
 import paho.mqtt.client as paho
@@ -17,14 +18,16 @@ import paho.mqtt.client as paho
 from tools.printservice import mqtt_access as access
 
 TOPIC = access.TOPIC
+PRESENCE_BATCH = 500  # statuses written in one transaction: API writes wait for it
 CLIENT_PREFIX = "printservice-push-"  # and a random suffix (broker_auth.SERVICE_CLIENT is the prefix)
 
 
 class Push:
     """Publishes to the broker at url (mqtt://host:port or mqtts://host:port); with
     mqtts the broker is verified against ca_file. grants() lists (printer_id, password)
-    for every printer that may log in. presence(printer_id, "online" | "offline") is told
-    each printer's retained status and last will."""
+    for every printer that may log in. presence([(printer_id, "online" | "offline")]) is told
+    the printers' retained statuses and last wills, in batches from a thread of its own:
+    writing them must not hold up the client's network loop, which also sends the hints."""
 
     def __init__(self, url, ca_file=None, username=None, password=None, log=print, dynsec=False,
                  grants=lambda: (), presence=None):
@@ -38,6 +41,11 @@ class Push:
         self._dynsec = dynsec
         self._grants = grants
         self._presence = presence
+        self._presences = {}  # printer id -> its latest status, not yet written
+        self._presence_wanted = threading.Condition()
+        self._closing = False
+        if presence is not None:
+            threading.Thread(target=self._write_presences, name="push-presence", daemon=True).start()
         # a client id of its own per replica: two sessions under one id throw each other off
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=CLIENT_PREFIX + secrets.token_hex(4))
         if username:
@@ -69,10 +77,9 @@ class Push:
         printer_id = access.status_printer(msg.topic)
         if printer_id is not None:
             if self._presence is not None and msg.payload in (b"online", b"offline"):
-                try:
-                    self._presence(printer_id, msg.payload.decode())
-                except Exception as e:  # the database is away: the next status tells again
-                    self.log("push: presence of %s not saved: %s" % (printer_id, e))
+                with self._presence_wanted:
+                    self._presences[printer_id] = msg.payload.decode()  # the latest one counts
+                    self._presence_wanted.notify()
             return
         try:
             responses = json.loads(msg.payload)["responses"]
@@ -89,6 +96,21 @@ class Push:
                                     "rolename": access.SERVICE_ROLE}])
             elif err and "already exists" not in err and "not found" not in err:
                 self.log("push: broker refused %s: %s" % (r.get("command"), err))
+
+    def _write_presences(self):
+        while True:
+            with self._presence_wanted:
+                while not self._presences and not self._closing:
+                    self._presence_wanted.wait()
+                if self._closing:
+                    return
+                batch = dict(list(self._presences.items())[:PRESENCE_BATCH])
+                for printer_id in batch:
+                    del self._presences[printer_id]
+            try:
+                self._presence(sorted(batch.items()))
+            except Exception as e:  # the database is away: the next status tells again
+                self.log("push: presence of %d printers not saved: %s" % (len(batch), e))
 
     def _control(self, commands):
         self._client.publish(access.DYNSEC_TOPIC, access.dynsec_payload(commands), qos=1)
@@ -113,6 +135,9 @@ class Push:
         self._publish(printer_id, printer_id + "/update_settings")
 
     def close(self):
+        with self._presence_wanted:
+            self._closing = True
+            self._presence_wanted.notify()
         self._client.loop_stop()
         self._client.disconnect()
 

@@ -139,8 +139,8 @@ class Service:
         _write_private(path, key + "\n")
         return key
 
-    def _presence(self, printer_id, presence):
-        self.api.set_presence(printer_id, presence)
+    def _presence(self, changes):
+        self.api.set_presences(changes)
 
     def _broker_grants(self):
         return self.store.broker_grants()

@@ -196,8 +196,15 @@ def numbered(column, ranges):
 
 
 def private_file(path):
-    """The file at path exists and only its owner may read it (0600)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    """The file at path exists and only its owner may read it (0600). An existing file is
+    not opened: closing any descriptor of a SQLite file drops every POSIX lock this process
+    holds on it, and another process would then take the database for unused and delete
+    the WAL under the connections still open (a second Store in one process: the broker's)."""
+    if not os.path.exists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
     os.chmod(path, 0o600)
 
 
