@@ -16,6 +16,7 @@ so a service that falls behind cannot hide it by slowing the submitter down."""
 import asyncio
 import json
 import random
+import statistics
 import sys
 import time
 import urllib.parse
@@ -453,11 +454,14 @@ class Fleet:
             await asyncio.sleep(0.2)
 
 
-def percentile(values, p):
+def percentiles(values):
+    """p50, p95 and p99 of values, None for each when there are none."""
     if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+        return None, None, None
+    if len(values) == 1:
+        return values * 3
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return q[49], q[94], q[98]
 
 
 def step_figures(stats, step):
@@ -471,8 +475,7 @@ def step_figures(stats, step):
            "printed_twice": sum(1 for s in seqs if printed.get(s, 0) > 1),
            "jobs_per_s": (len(finished) / (max(finished) - step["start"])) if finished else 0.0}
     for name, values in (("first_byte", fb), ("done", dn)):
-        for p in (50, 95, 99):
-            v = percentile(values, p)
+        for p, v in zip((50, 95, 99), percentiles(values)):
             out["%s_p%d_s" % (name, p)] = None if v is None else round(v, 4)
     return out
 

@@ -46,7 +46,8 @@ def test_subscribe_receive_qos1_ping_status_and_last_will(broker):
     # 8 s with keepalive 4: mosquitto drops a client after 1.5 x keepalive without pings
     wait_for(lambda: "done" in probe.lines, 20, "the probe to finish")
     assert probe.proc.wait(5) == 0, probe.lines
-    assert (topic + "/status", "offline", False) in got  # the will, as the probe closed without DISCONNECT
+    # the will, as the probe closed without DISCONNECT (the broker sends it after the close)
+    wait_for(lambda: (topic + "/status", "offline", False) in got, 5, "the probe's last will")
     c.loop_stop()
 
 

@@ -80,7 +80,7 @@ class GuardedBroker(Broker):
 
     def _filters_for(self, topic):
         self._wildcards.intersection_update(self._subscriptions)  # filters nobody holds any more
-        return [topic] + sorted(self._wildcards)
+        return [topic, *self._wildcards]
 
     async def _run_broadcast(self, running_tasks):
         broadcast = await self._broadcast_queue.get()

@@ -7,6 +7,7 @@ With dynsec=True the broker is mosquitto with its dynamic-security plugin and th
 account is that plugin's admin: the service then creates one broker client per printer (and
 deletes it with the printer), and re-sends the whole list after every (re)connect, so a broker
 that lost its state is repaired. The embedded broker (broker.py) reads the database instead."""
+import itertools
 import json
 import secrets
 import ssl
@@ -104,7 +105,7 @@ class Push:
                     self._presence_wanted.wait()
                 if self._closing:
                     return
-                batch = dict(list(self._presences.items())[:PRESENCE_BATCH])
+                batch = dict(itertools.islice(self._presences.items(), PRESENCE_BATCH))
                 for printer_id in batch:
                     del self._presences[printer_id]
             try:
